@@ -1,0 +1,1 @@
+"""Imports each command module so that its commands register on the app."""
