@@ -14,6 +14,10 @@ from typing import Any
 
 import polars as pl
 
+# mkstemp/mkdtemp create owner-only files; finished outputs get the usual umask-based mode.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 # Spreadsheets evaluate cells starting with these characters as formulas.
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -28,6 +32,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
@@ -41,6 +46,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_UMASK)
         old = None
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
@@ -115,9 +121,8 @@ def file_hash(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 def frame_hash(df: pl.DataFrame) -> str:
     """Return a content hash of a frame that does not depend on the object, only its values."""
-    h = hashlib.sha256()
-    h.update(json.dumps(list(df.schema.keys())).encode())
+    # Row hashes are stable within a polars version, which is part of the key.
+    h = hashlib.sha256(json.dumps([pl.__version__, list(df.schema.keys())]).encode())
     if df.height:
-        row_hashes = df.hash_rows(seed=0, seed_1=1, seed_2=2, seed_3=3)
-        h.update(row_hashes.to_numpy().tobytes())
+        h.update(df.hash_rows(seed=0).to_numpy().tobytes())
     return h.hexdigest()

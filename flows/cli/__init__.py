@@ -7,6 +7,8 @@ import sys
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# No network at run time: Prefect's telemetry would only log failures.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 from features.records import CatalogError  # noqa: E402
 from flows.cli import commands  # noqa: E402,F401  (registers every command on the app)

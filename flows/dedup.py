@@ -1,0 +1,231 @@
+"""The `dedup` Prefect flow: load -> attributes -> embed -> block -> features+score -> cluster -> write."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from blocking.candidates import generate_candidates
+from features.attributes import extract_attributes
+from features.idf import TokenIdf
+from features.io import frame_hash, write_json, write_table
+from features.pairs import FEATURE_NAMES
+from features.records import load_catalog
+from flows import __version__, pipeline
+from flows.pipeline import RunResult, Side
+from flows.probe import StageProbe
+from flows.settings import DedupParams, RunnerSettings, ServeSettings
+from flows.stage_cache import StageCache, content_key
+from matching.cluster import cluster_records
+from matching.lineage import assign_stable_ids
+
+# Our own content-hash cache (flows/stage_cache.py) replaces Prefect's input hashing, which would
+# hash whole DataFrames by object and pickle results.
+heavy = dict(cache_policy=NO_CACHE, persist_result=False)
+file_io = dict(retries=3, retry_delay_seconds=[1, 4, 16], **heavy)
+
+
+@task(name="load", **file_io)
+def load_task(path: Path) -> pl.DataFrame:
+    """Read and validate one catalog."""
+    return load_catalog(path)
+
+
+@task(name="attributes", **heavy)
+def attributes_task(records: pl.DataFrame) -> pl.DataFrame:
+    """Extract colours, sizes, model numbers and capacities."""
+    return extract_attributes(records)
+
+
+@task(name="embed-shard", **heavy)
+def embed_shard_task(attrs: pl.DataFrame, settings: Any) -> np.ndarray:
+    """Embed one shard of records through the on-disk cache."""
+    return pipeline.embed_attrs(attrs, settings)
+
+
+@task(name="block", **heavy)
+def block_task(left: Side, right: Side | None, settings: Any, cache: StageCache, key: str) -> pl.DataFrame:
+    """Candidate pairs from FAISS neighbours and fuzzy keys, cached by content hash."""
+    def compute() -> pl.DataFrame:
+        pairs, report = generate_candidates(
+            left.attrs, left.emb, settings, right=None if right is None else right.attrs,
+            right_emb=None if right is None else right.emb,
+        )
+        get_run_logger().info("blocking: %s", report.model_dump_json())
+        return pairs
+    return cache.frame("candidates", key, compute)
+
+
+@task(name="features-chunk", **heavy)
+def features_task(pairs: pl.DataFrame, left: Side, right: Side, idf: TokenIdf, cache: StageCache,
+                  key: str, path: Path) -> Path:
+    """Pair features of one chunk, cached by content hash and kept as a Parquet part."""
+    feats = cache.frame("features", key, lambda: pipeline.chunk_features(pairs, left, right, idf, FEATURE_NAMES))
+    return write_table(feats, path)
+
+
+@task(name="score-chunk", **heavy)
+def score_task(path: Path, model_dir: Path) -> pl.DataFrame:
+    """Class probabilities and decisions for one chunk of pair features."""
+    return pipeline.score_features(path, model_dir)
+
+
+def task_runner(runner: RunnerSettings):
+    """Threads by default; a Dask cluster (given address or a local one) on request."""
+    if runner.kind == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if runner.dask_address:
+            return DaskTaskRunner(address=runner.dask_address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": runner.workers, "threads_per_worker": 1,
+                                              "processes": True, "dashboard_address": None})
+    return ThreadPoolTaskRunner(max_workers=runner.workers)
+
+
+def _embed(attrs: pl.DataFrame, params: DedupParams, probe: StageProbe) -> np.ndarray:
+    shards = pipeline.shard_bounds(attrs.height, params.settings.runner.embed_shard_size)
+    with probe.stage("embed"):
+        futures = [embed_shard_task.submit(attrs.slice(a, b - a), params.settings.blocking) for a, b in shards]
+        return np.vstack([f.result() for f in futures])
+
+
+def _map_in_order(futures: list, progress_id: Any, done_before: int, total: int) -> list:
+    results = []
+    for i, fut in enumerate(futures, start=done_before + 1):
+        results.append(fut.result())
+        update_progress_artifact(progress_id, progress=100.0 * i / total)
+    return results
+
+
+@flow(name="dedup", log_prints=True, validate_parameters=True)
+def dedup_flow(params: DedupParams) -> dict[str, Any]:
+    """Find duplicate groups and variant families in one catalog (or across two with `right`)."""
+    logger = get_run_logger()
+    probe = StageProbe()
+    settings = params.settings
+    cache = StageCache(settings.stage_cache_dir)
+    with probe.stage("load"):
+        left_records = load_task(params.catalog)
+        right_records = load_task(params.right) if params.right else None
+    with probe.stage("attributes"):
+        left_attrs = attributes_task(left_records)
+        right_attrs = attributes_task(right_records) if right_records is not None else None
+    left = Side(left_attrs, _embed(left_attrs, params, probe))
+    right = Side(right_attrs, _embed(right_attrs, params, probe)) if right_attrs is not None else None
+    data_key = [frame_hash(left_records), frame_hash(right_records) if right_records is not None else None,
+                settings.blocking.model_dump(mode="json")]
+    with probe.stage("block"):
+        pairs = block_task(left, right, settings.blocking, cache, content_key("block", *data_key))
+    other = right or left
+    bounds = pipeline.shard_bounds(pairs.height, settings.runner.pair_chunk_size)
+    progress = create_progress_artifact(progress=0.0, description="features and scoring of candidate pairs")
+    with tempfile.TemporaryDirectory(prefix="catalog-match-features-") as parts_dir:
+        with probe.stage("features"):
+            texts = left_attrs["attr_title"].to_list() + (right_attrs["attr_title"].to_list() if right else [])
+            idf = TokenIdf.fit(texts)
+            feature_key = [__version__, FEATURE_NAMES, *data_key]
+            parts = _map_in_order([
+                features_task.submit(pairs.slice(a, b - a), left, other, idf, cache,
+                                     content_key("features", *feature_key, a, b),
+                                     Path(parts_dir) / f"part-{i:05d}.parquet")
+                for i, (a, b) in enumerate(bounds)
+            ], progress, 0, 2 * len(bounds))
+        with probe.stage("score"):
+            scored_parts = _map_in_order([score_task.submit(p, params.model) for p in parts],
+                                         progress, len(bounds), 2 * len(bounds))
+            scored = pl.concat(scored_parts, how="vertical")
+        with probe.stage("cluster"):
+            result = _cluster(left_attrs, right_attrs, scored, params)
+        n_records = left_attrs.height + (right_attrs.height if right_attrs is not None else 0)
+        result.counts = pipeline.count_summary(n_records, result)
+        truth_attrs = left_attrs if right_attrs is None else pipeline.link_records(left_attrs, right_attrs)
+        result.metrics = pipeline.truth_metrics(truth_attrs, result.scored, result.records)
+        run_info = {
+            "inputs": {"catalog": pipeline.input_info(params.catalog),
+                       **({"right": pipeline.input_info(params.right)} if params.right else {})},
+            "previous": str(params.previous) if params.previous else None,
+            "model": pipeline.model_info(params.model),
+            "params": params.model_dump(mode="json"),
+            "counts": result.counts,
+            "metrics": result.metrics,
+            "cache_hits": cache.hits,
+            "created_at": pipeline.utc_stamp(),
+        }
+        with probe.stage("write"):
+            pipeline.write_run(params.out, result, run_info, parts, params.csv)
+    # Timings are final only after the write; run.json is rewritten atomically with them.
+    run_info["timings"] = {k: round(v, 3) for k, v in probe.seconds.items()}
+    run_info["seconds_total"] = round(probe.total_seconds, 3)
+    run_info["peak_rss_mb"] = round(probe.peak_mb, 1)
+    write_json(run_info, params.out / "run.json")
+    _artifacts(params, run_info)
+    logger.info("run folder: %s", params.out)
+    return run_info
+
+
+def run_dedup(params: DedupParams) -> dict[str, Any]:
+    """Run the dedup flow with the task runner its settings choose."""
+    return dedup_flow.with_options(task_runner=task_runner(params.settings.runner))(params)
+
+
+def latest_run(output_root: Path) -> Path | None:
+    """The newest finished run folder under ``output_root`` (names sort by UTC time)."""
+    if not output_root.is_dir():
+        return None
+    runs = sorted(p for p in output_root.iterdir() if p.is_dir() and (p / "run.json").is_file()
+                  and not p.name.startswith("."))
+    return runs[-1] if runs else None
+
+
+@flow(name="scheduled-dedup", log_prints=True, validate_parameters=True)
+def scheduled_dedup_flow(config: ServeSettings) -> dict[str, Any]:
+    """One scheduled run: a new dated run folder, with the latest earlier run as `previous`."""
+    params = DedupParams(
+        catalog=config.catalog, out=config.output_root / pipeline.utc_stamp(), model=config.model,
+        previous=latest_run(config.output_root), csv=config.csv, settings=config.settings,
+    )
+    return run_dedup(params)
+
+
+def _cluster(left_attrs: pl.DataFrame, right_attrs: pl.DataFrame | None, scored: pl.DataFrame,
+             params: DedupParams) -> RunResult:
+    if right_attrs is not None:
+        attrs = pipeline.link_records(left_attrs, right_attrs)
+        scored = pipeline.namespace_link(scored, {"left_id": "left", "right_id": "right"})
+    else:
+        attrs = left_attrs
+    clusters = cluster_records(attrs, scored, params.settings.cluster)
+    previous = pl.read_parquet(params.previous / "records.parquet") if params.previous else None
+    records, groups, lineage = assign_stable_ids(clusters, previous)
+    return RunResult(scored=scored, records=pipeline.display_records(attrs, records), groups=groups,
+                     lineage=lineage)
+
+
+def _artifacts(params: DedupParams, info: dict[str, Any]) -> None:
+    counts = info["counts"] | {f"seconds_{k}": v for k, v in info["timings"].items()}
+    create_table_artifact([{"metric": k, "value": v} for k, v in counts.items()], key="dedup-counts",
+                          description="Counts and runtime per stage")
+    create_link_artifact(key="dedup-run-folder", link=params.out.resolve().as_uri(),
+                         description="Run folder")
+    if info["metrics"]:
+        m = info["metrics"]
+        lines = ["# Dedup metrics against truth", "", f"- pair completeness: {m['pair_completeness']}"]
+        for cls in ("duplicate", "variant"):
+            lines.append(f"- {cls}: P {m[cls]['precision']} R {m[cls]['recall']} F1 {m[cls]['f1']}")
+        for level, s in m["clusters"].items():
+            lines.append(f"- {level} B-cubed: P {s['bcubed_precision']} R {s['bcubed_recall']} F1 {s['bcubed_f1']}")
+        create_markdown_artifact("\n".join(lines), key="dedup-metrics", description="Quality against truth")

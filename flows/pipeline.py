@@ -1,0 +1,201 @@
+"""Plain stage functions of a dedup or link run; the Prefect flow in flows/dedup.py orchestrates them."""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from blocking.embed import embed_texts, record_texts
+from blocking.settings import BlockingSettings
+from features.io import atomic_dir, file_hash, write_json, write_table
+from features.pairs import pair_features
+from matching.model import Matcher, score_pairs
+
+DISPLAY_COLUMNS = (
+    "title", "brand", "color", "size", "price", "model_number",
+    "attr_colors", "attr_sizes", "attr_models", "attr_capacity",
+)
+LINK_SOURCES = ("left", "right")
+
+
+@dataclass
+class Side:
+    """One catalog's records with attributes and embeddings, row-aligned."""
+
+    attrs: pl.DataFrame
+    emb: np.ndarray
+
+
+@dataclass
+class RunResult:
+    """What a run produced, in memory, before it is written."""
+
+    scored: pl.DataFrame
+    records: pl.DataFrame
+    groups: pl.DataFrame
+    lineage: pl.DataFrame
+    counts: dict[str, int] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def embed_attrs(attrs: pl.DataFrame, settings: BlockingSettings) -> np.ndarray:
+    """Embed each record's text (through the on-disk cache)."""
+    return embed_texts(record_texts(attrs), settings)
+
+
+def shard_bounds(n: int, size: int) -> list[tuple[int, int]]:
+    """Split ``range(n)`` into consecutive [start, stop) shards of at most ``size``."""
+    return [(start, min(start + size, n)) for start in range(0, n, size)] or [(0, 0)]
+
+
+@functools.lru_cache(maxsize=4)
+def load_matcher(model_dir: str) -> Matcher:
+    """Load a model folder once per process (tasks on Dask workers reuse it)."""
+    return Matcher.load(Path(model_dir))
+
+
+def chunk_features(pairs: pl.DataFrame, left: Side, right: Side, idf: Any, feature_names: list[str]) -> pl.DataFrame:
+    """Pair features for one chunk of candidate pairs, keeping the pair columns."""
+    feats = pair_features(pairs, left.attrs, right.attrs, left.emb, right.emb, idf)
+    return feats.select(["left_id", "right_id", "blockers", *feature_names])
+
+
+def score_features(path: Path, model_dir: Path) -> pl.DataFrame:
+    """Class probabilities and decisions for the pairs in one features file."""
+    return score_pairs(load_matcher(str(model_dir)), pl.read_parquet(path))
+
+
+def namespace_link(frame: pl.DataFrame, columns: dict[str, str]) -> pl.DataFrame:
+    """Prefix ids with their source so ids of two catalogs cannot collide in one clustering."""
+    return frame.with_columns(
+        (pl.lit(f"{source}:") + pl.col(col)).alias(col) for col, source in columns.items()
+    )
+
+
+def link_records(left: pl.DataFrame, right: pl.DataFrame) -> pl.DataFrame:
+    """Stack two attribute frames with namespaced ids and a `source` column."""
+    parts = []
+    for source, frame in zip(LINK_SOURCES, (left, right)):
+        parts.append(
+            namespace_link(frame.with_columns(pl.col("id").alias("source_id"), pl.lit(source).alias("source")),
+                           {"id": source})
+        )
+    return pl.concat(parts, how="diagonal_relaxed")
+
+
+def display_records(attrs: pl.DataFrame, assigned: pl.DataFrame) -> pl.DataFrame:
+    """Join stable cluster ids with the columns a reviewer needs to see."""
+    keep = ["id", *[c for c in (*DISPLAY_COLUMNS, "source", "source_id") if c in attrs.columns]]
+    return assigned.join(attrs.select(keep), on="id", how="left")
+
+
+def truth_pairs(attrs: pl.DataFrame) -> pl.DataFrame:
+    """All true duplicate and variant pairs among records that carry truth columns."""
+    if "product_id" not in attrs.columns:
+        return pl.DataFrame(schema={"left_id": pl.String, "right_id": pl.String, "truth": pl.String})
+    family = "family_id" if "family_id" in attrs.columns else "product_id"
+    base = attrs.select("id", "product_id", pl.col(family).alias("fam")).filter(pl.col("fam").is_not_null())
+    pairs = base.join(base, on="fam", suffix="_r").filter(pl.col("id") < pl.col("id_r"))
+    return pairs.select(
+        pl.col("id").alias("left_id"),
+        pl.col("id_r").alias("right_id"),
+        pl.when(pl.col("product_id") == pl.col("product_id_r")).then(pl.lit("duplicate"))
+        .otherwise(pl.lit("variant")).alias("truth"),
+    )
+
+
+def truth_metrics(attrs: pl.DataFrame, scored: pl.DataFrame, records: pl.DataFrame) -> dict[str, Any]:
+    """Blocking recall, pair P/R/F1 per class and B-cubed scores when the catalog carries truth."""
+    from matching.bcubed import bcubed
+
+    truth = truth_pairs(attrs)
+    if truth.is_empty():
+        return {}
+    joined = truth.join(scored.select("left_id", "right_id", "decision"), on=["left_id", "right_id"], how="full",
+                        coalesce=True)
+    joined = joined.with_columns(pl.col("truth").fill_null("distinct"), pl.col("decision").fill_null("distinct"))
+    out: dict[str, Any] = {
+        "pair_completeness": round(
+            truth.join(scored.select("left_id", "right_id"), on=["left_id", "right_id"], how="semi").height
+            / truth.height, 4),
+    }
+    for cls in ("duplicate", "variant"):
+        tp = joined.filter((pl.col("truth") == cls) & (pl.col("decision") == cls)).height
+        fp = joined.filter((pl.col("truth") != cls) & (pl.col("decision") == cls)).height
+        fn = joined.filter((pl.col("truth") == cls) & (pl.col("decision") != cls)).height
+        p = tp / (tp + fp) if tp + fp else 0.0
+        r = tp / (tp + fn) if tp + fn else 0.0
+        out[cls] = {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / (p + r) if p + r else 0.0, 4)}
+    truth_ids = attrs.select("id", "product_id", *(["family_id"] if "family_id" in attrs.columns else []))
+    clusters = records.select("id", "duplicate_group_id", "variant_family_id").join(truth_ids, on="id")
+    out["clusters"] = {
+        "duplicate_groups": bcubed(clusters["duplicate_group_id"], clusters["product_id"]),
+        "variant_families": bcubed(
+            clusters["variant_family_id"],
+            clusters["family_id"] if "family_id" in clusters.columns else clusters["product_id"],
+        ),
+    }
+    return out
+
+
+def count_summary(n_records: int, result: RunResult) -> dict[str, int]:
+    """Counts shown in the run's table artifact and run.json."""
+    decisions = result.scored["decision"].value_counts() if result.scored.height else None
+    by_class = dict(zip(decisions["decision"], decisions["count"])) if decisions is not None else {}
+    groups = result.records["duplicate_group_id"].n_unique()
+    families = result.records["variant_family_id"].n_unique()
+    return {
+        "records": n_records,
+        "candidates": result.scored.height,
+        "duplicate_pairs": int(by_class.get("duplicate", 0) + by_class.get("match", 0)),
+        "variant_pairs": int(by_class.get("variant", 0)),
+        "duplicate_groups": groups,
+        "multi_record_groups": int(result.groups.filter(pl.col("size") > 1).height) if "size" in result.groups.columns else 0,
+        "variant_families": families,
+    }
+
+
+def write_run(
+    out: Path,
+    result: RunResult,
+    run_info: dict[str, Any],
+    feature_parts: list[Path],
+    csv: bool,
+) -> Path:
+    """Write the run folder atomically: a killed run leaves the previous folder untouched."""
+    with atomic_dir(out) as tmp:
+        tables = {"pairs": result.scored, "records": result.records, "groups": result.groups, "lineage": result.lineage}
+        for name, frame in tables.items():
+            write_table(frame, tmp / f"{name}.parquet")
+            if csv:
+                write_table(frame, tmp / f"{name}.csv")
+        if feature_parts:
+            pl.scan_parquet(feature_parts).sink_parquet(tmp / "features.parquet")
+        write_json(run_info, tmp / "run.json")
+    return out
+
+
+def input_info(path: Path) -> dict[str, Any]:
+    """Path, size and content hash of an input file, for run.json."""
+    return {"path": str(path), "bytes": path.stat().st_size, "sha256": file_hash(path)}
+
+
+def model_info(model_dir: Path) -> dict[str, Any]:
+    """Model folder, id and training metrics, for run.json."""
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    return {"model_dir": str(model_dir), "model_id": meta.get("model_id"), "classes": meta.get("classes"),
+            "metrics": meta.get("metrics")}
+
+
+def utc_stamp() -> str:
+    """A sortable UTC timestamp for run folder names."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+

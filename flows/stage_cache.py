@@ -1,0 +1,53 @@
+"""Content-addressed cache of expensive stage results (candidate pairs, features) as Parquet."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from features.io import write_table
+
+log = logging.getLogger(__name__)
+
+
+def default_cache_root() -> Path:
+    """Where stage results are kept unless a setting says otherwise."""
+    return Path(os.environ.get("CATALOG_MATCH_CACHE", Path.home() / ".cache" / "catalog-match")) / "stages"
+
+
+def content_key(*parts: Any) -> str:
+    """Hash JSON-able parts (content hashes, settings, versions) into a cache key."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+class StageCache:
+    """Keeps one Parquet file per (stage, key); keys are content hashes of the stage's inputs."""
+
+    def __init__(self, root: Path | None):
+        self.root = Path(root) if root is not None else default_cache_root()
+        self.hits: dict[str, int] = {}
+
+    def path(self, stage: str, key: str) -> Path:
+        """File that holds the stage result for ``key``."""
+        return self.root / stage / f"{key}.parquet"
+
+    def frame(self, stage: str, key: str, compute: Callable[[], pl.DataFrame]) -> pl.DataFrame:
+        """Return the cached frame for ``key`` or compute, store and return it."""
+        path = self.path(stage, key)
+        if path.is_file():
+            try:
+                df = pl.read_parquet(path)
+                self.hits[stage] = self.hits.get(stage, 0) + 1
+                return df
+            except Exception:  # a torn or foreign file is recomputed, not trusted
+                log.warning("stage cache %s unreadable, recomputing", path)
+        df = compute()
+        write_table(df, path)
+        return df
