@@ -1,0 +1,201 @@
+"""The dedup flow end to end under Prefect's test harness: outputs, artifacts, caching, runners."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+from prefect.testing.utilities import prefect_test_harness
+
+from blocking.embed import load_embedder
+from blocking.settings import BlockingSettings
+from features.generate import generate_catalog
+from features.io import write_table
+from flows import pipeline
+from flows.settings import DedupParams, PipelineSettings, RunnerSettings
+from flows.training import train_from_files
+from matching.settings import MatcherSettings
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def harness():
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("flows")
+    catalog = write_table(generate_catalog(500, seed=11), root / "catalog.csv")
+    blocking = BlockingSettings(cache_dir=root / "emb")
+    model = root / "model"
+    train_from_files(catalog, model, MatcherSettings(num_boost_round=60, seed=0), blocking)
+    return {"root": root, "catalog": catalog, "model": model}
+
+
+def params(ws: dict[str, Path], out: str, cache: str = "stages", **runner) -> DedupParams:
+    settings = PipelineSettings(
+        blocking=BlockingSettings(cache_dir=ws["root"] / "emb"),
+        stage_cache_dir=ws["root"] / cache,
+        runner=RunnerSettings(pair_chunk_size=2_000, **runner),
+    )
+    return DedupParams(catalog=ws["catalog"], out=ws["root"] / out, model=ws["model"], settings=settings)
+
+
+def run(p: DedupParams) -> dict:
+    from flows.dedup import run_dedup
+
+    return run_dedup(p)
+
+
+def test_bad_parameters_fail_before_any_work(workspace, tmp_path):
+    with pytest.raises(ValueError, match="file not found"):
+        DedupParams(catalog=tmp_path / "missing.csv", out=tmp_path / "out", model=workspace["model"])
+    with pytest.raises(ValueError, match="not a model folder"):
+        DedupParams(catalog=workspace["catalog"], out=tmp_path / "out", model=tmp_path)
+    with pytest.raises(ValueError, match="dask_address"):
+        RunnerSettings(kind="threads", dask_address="tcp://127.0.0.1:8786")
+    bad_settings = tmp_path / "settings.json"
+    bad_settings.write_text(json.dumps({"blocking": {"k": 0}}))
+    for args in (["dedup", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "out")],
+                 ["dedup", str(workspace["catalog"]), "--out", str(tmp_path / "out"), "--settings", str(bad_settings)]):
+        proc = subprocess.run([sys.executable, "-m", "flows", *args], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("error: ")
+        assert not (tmp_path / "out").exists()
+
+
+def test_dedup_flow_writes_run_folder_and_artifacts(harness, workspace):
+    from prefect import get_client
+    p = params(workspace, "run-a")
+    info = run(p)
+    out = p.out
+    for name in ("pairs", "records", "groups", "lineage", "features"):
+        assert (out / f"{name}.parquet").is_file()
+    records = pl.read_parquet(out / "records.parquet")
+    catalog = pl.read_csv(workspace["catalog"], infer_schema=False)
+    assert sorted(records["id"].to_list()) == sorted(catalog["id"].to_list())
+    # Every duplicate group lies inside exactly one family.
+    assert records.group_by("duplicate_group_id").agg(pl.col("variant_family_id").n_unique())["variant_family_id"].max() == 1
+    saved = json.loads((out / "run.json").read_text())
+    assert DedupParams.model_validate(saved["params"]) == p
+    assert saved["counts"]["records"] == catalog.height and info["counts"] == saved["counts"]
+    assert set(saved["timings"]) >= {"load", "embed", "block", "features", "score", "cluster", "write"}
+    assert 0 < saved["metrics"]["pair_completeness"] <= 1
+    features = pl.read_parquet(out / "features.parquet")
+    assert features.height == pl.read_parquet(out / "pairs.parquet").height
+
+    async def artifact_keys() -> set[str]:
+        # The 3.8 client serialises empty filters as nulls, which its own server rejects.
+        async with get_client() as client:
+            response = await client._client.post("/artifacts/filter", json={"limit": 200})
+            return {a["key"] for a in response.json()}
+
+    import asyncio
+
+    assert asyncio.run(artifact_keys()) >= {"dedup-counts", "dedup-metrics", "dedup-run-folder"}
+
+
+def test_failed_scoring_resumes_without_reembedding(harness, workspace, monkeypatch):
+    p = params(workspace, "run-resume", cache="stages-resume")
+    real = pipeline.score_features
+    calls = {"n": 0}
+
+    def failing(path, model_dir):
+        calls["n"] += 1
+        raise RuntimeError("injected scoring failure")
+
+    monkeypatch.setattr(pipeline, "score_features", failing)
+    with pytest.raises(RuntimeError, match="injected"):
+        run(p)
+    assert calls["n"] >= 1 and not p.out.exists()
+    monkeypatch.setattr(pipeline, "score_features", real)
+    embedder = load_embedder(p.settings.blocking)
+    before = embedder.encoded
+    info = run(p)
+    assert embedder.encoded == before  # every text came from the embedding cache
+    assert info["cache_hits"]["candidates"] == 1 and info["cache_hits"]["features"] >= 1
+
+
+def test_rerun_with_previous_keeps_every_id(harness, workspace):
+    first = params(workspace, "run-ids-1")
+    run(first)
+    second = params(workspace, "run-ids-2").model_copy(update={"previous": first.out})
+    run(second)
+    a = pl.read_parquet(first.out / "records.parquet").sort("id")
+    b = pl.read_parquet(second.out / "records.parquet").sort("id")
+    assert a["duplicate_group_id"].to_list() == b["duplicate_group_id"].to_list()
+    assert a["variant_family_id"].to_list() == b["variant_family_id"].to_list()
+    events = set(pl.read_parquet(second.out / "lineage.parquet")["event"].to_list())
+    assert events <= {"kept"}
+
+
+def test_killed_write_leaves_previous_run_readable(harness, workspace, monkeypatch):
+    p = params(workspace, "run-atomic")
+    run(p)
+    before = pl.read_parquet(p.out / "records.parquet")
+
+    def dying_write(*args, **kwargs):
+        raise RuntimeError("killed mid-write")
+
+    monkeypatch.setattr(pipeline, "write_json", dying_write)
+    with pytest.raises(RuntimeError, match="killed"):
+        run(p)
+    assert pl.read_parquet(p.out / "records.parquet").equals(before)
+    assert not [x for x in p.out.parent.iterdir() if x.name.startswith(f".{p.out.name}.")]
+
+
+def test_threads_and_dask_runners_give_identical_outputs(harness, workspace):
+    threads = params(workspace, "run-threads", cache="stages-threads")
+    dask = params(workspace, "run-dask", cache="stages-dask", kind="dask", workers=2)
+    run(threads)
+    run(dask)
+    for name, key in (("pairs", ["left_id", "right_id"]), ("records", ["id"]), ("groups", ["duplicate_group_id"])):
+        a = pl.read_parquet(threads.out / f"{name}.parquet").sort(key)
+        b = pl.read_parquet(dask.out / f"{name}.parquet").sort(key)
+        assert a.equals(b), name
+
+
+def test_serve_registers_cron_deployment_and_runs(harness, workspace, tmp_path):
+    from prefect.settings import PREFECT_API_URL
+
+    config = tmp_path / "serve.json"
+    config.write_text(json.dumps({
+        "name": "nightly-test", "catalog": str(workspace["catalog"]), "output_root": str(tmp_path / "runs"),
+        "model": str(workspace["model"]), "cron": "0 3 * * *",
+        "settings": {"blocking": {"cache_dir": str(workspace["root"] / "emb")},
+                     "stage_cache_dir": str(workspace["root"] / "stages")},
+    }))
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    proc = subprocess.Popen([sys.executable, "-m", "flows", "serve", str(config), "--run-now"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        import time
+
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not list((tmp_path / "runs").glob("*/run.json")):
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(2)
+        runs = list((tmp_path / "runs").glob("*/run.json"))
+        assert runs, "the triggered deployment run wrote no run folder"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+    import asyncio
+
+    from prefect import get_client
+
+    async def deployment():
+        async with get_client() as client:
+            return await client.read_deployment_by_name("scheduled-dedup/nightly-test")
+
+    dep = asyncio.run(deployment())
+    assert [s.schedule.cron for s in dep.schedules] == ["0 3 * * *"]
