@@ -109,35 +109,47 @@ def _decode(path: Path, raw: bytes) -> str:
         raise CatalogError(path, f"bytes are not valid UTF-8 (line {line_no})", row=max(line_no - 1, 1), column=column) from None
 
 
-def _read_csv(path: Path, text: str) -> tuple[pl.DataFrame, list[int]]:
-    """Parse CSV with a strict field-count check; return the frame and each record's line number."""
+def _read_csv(path: Path, raw: bytes, text: str) -> pl.DataFrame:
+    """Parse CSV with a strict field-count check, every column as String."""
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
     except StopIteration:
         raise CatalogError(path, "file is empty") from None
     width = len(header)
-    lines: list[int] = []
-    rows: list[list[str]] = []
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise CatalogError(path, "column name appears twice in the header", column=name)
+        seen.add(name)
+    # The C csv reader validates field counts quickly; rows are kept only if polars cannot be used.
+    n_rows, blank_lines = 0, False
     start = reader.line_num + 1
     try:
         for row in reader:
             if not row:
-                start = reader.line_num + 1
-                continue
-            if len(row) != width:
+                blank_lines = True
+            elif len(row) != width:
                 raise CatalogError(
                     path, f"has {len(row)} fields but the header has {width} (line {start})",
-                    row=len(rows) + 1, column=header[min(len(row), width) - 1] if row else None,
+                    row=n_rows + 1, column=header[len(row)] if len(row) < width else header[-1],
                 )
-            rows.append(row)
-            lines.append(start)
+            else:
+                n_rows += 1
             start = reader.line_num + 1
     except csv.Error as exc:
-        raise CatalogError(path, f"malformed CSV: {exc} (line {reader.line_num})", row=len(rows) + 1) from None
-    columns = list(zip(*rows)) if rows else [() for _ in header]
-    df = pl.DataFrame({name: list(values) for name, values in zip(header, columns)}, schema={h: pl.String for h in header})
-    return df.with_columns(pl.all().replace("", None)), lines
+        raise CatalogError(path, f"malformed CSV: {exc} (line {reader.line_num})", row=n_rows + 1) from None
+    df = None
+    if not blank_lines:  # polars reads a blank line as a row of nulls; Python's csv skips it
+        try:
+            df = pl.read_csv(raw, infer_schema=False, raise_if_empty=False)
+        except pl.exceptions.PolarsError:
+            df = None  # a quoting quirk Python's csv tolerates: use its parse
+    if df is None or df.height != n_rows or df.columns != header:
+        rows = [row for row in csv.reader(io.StringIO(text, newline="")) if row][1:]
+        columns = list(zip(*rows)) if rows else [() for _ in header]
+        df = pl.DataFrame({name: list(values) for name, values in zip(header, columns)}, schema={h: pl.String for h in header})
+    return df.with_columns(pl.all().replace("", None))
 
 
 def _read_jsonl(path: Path, text: str) -> pl.DataFrame:
@@ -172,9 +184,10 @@ def read_raw(path: str | os.PathLike) -> pl.DataFrame:
             return pl.read_parquet(path)
         except Exception as exc:  # polars raises several error types for corrupt files
             raise CatalogError(path, f"unreadable Parquet: {str(exc).splitlines()[0]}") from None
-    text = _decode(path, path.read_bytes())
+    raw = path.read_bytes()
+    text = _decode(path, raw)
     if fmt == "csv":
-        return _read_csv(path, text)[0]
+        return _read_csv(path, raw, text)
     return _read_jsonl(path, text)
 
 
