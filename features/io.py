@@ -70,6 +70,13 @@ def csv_safe(df: pl.DataFrame) -> pl.DataFrame:
     return df.with_columns(exprs) if exprs else df
 
 
+def csv_unsafe(column: str) -> pl.Expr:
+    """Undo ``csv_safe`` on a column read back from CSV: drop the quote it put before a formula character."""
+    col = pl.col(column).cast(pl.String)
+    quoted = col.str.starts_with("'") & col.str.slice(1, 1).is_in(list(_FORMULA_PREFIXES))
+    return pl.when(quoted).then(col.str.slice(1)).otherwise(col).alias(column)
+
+
 def _csv_ready(df: pl.DataFrame) -> pl.DataFrame:
     """Flatten list columns to ';'-joined text, since CSV has no nested values."""
     lists = [n for n, t in df.schema.items() if isinstance(t, pl.List)]

@@ -16,7 +16,7 @@ from typing import Literal
 
 import polars as pl
 
-from features.io import write_table, write_text
+from features.io import csv_unsafe, write_table, write_text
 from features.records import CatalogError, read_raw
 from matching.explain import AGAINST_COLUMNS, REASON_COLUMNS, explain_pairs
 from matching.labels import MULTICLASS
@@ -36,8 +36,6 @@ SIDE_BY_SIDE = ("title", "brand", "color", "size", "price", "model_number", "cap
 # The bar chart of the page; review.csv leaves them out (they repeat `reasons` and `against`).
 CHART_COLUMNS = ("chart_phrases", "chart_features", "chart_contributions")
 # What csv_safe prepends to a cell a spreadsheet would run, and the characters that trigger it.
-_NEUTRALISED = "'"
-_FORMULA_START = "=+-@\t\r"
 
 
 @dataclass
@@ -180,13 +178,6 @@ def write_review(review: pl.DataFrame, out: str | os.PathLike, heading: str = "M
     return paths
 
 
-def _unneutralise(column: str) -> pl.Expr:
-    """Undo csv_safe's leading quote on a cell that starts with a formula character."""
-    col = pl.col(column).cast(pl.String)
-    quoted = col.str.starts_with(_NEUTRALISED) & col.str.slice(1, 1).is_in(list(_FORMULA_START))
-    return pl.when(quoted).then(col.str.slice(1)).otherwise(col).alias(column)
-
-
 def _pair_key() -> list[pl.Expr]:
     """The unordered pair, so (a, b) and (b, a) are one pair."""
     return [pl.min_horizontal("left_id", "right_id").alias("_lo"), pl.max_horizontal("left_id", "right_id").alias("_hi")]
@@ -219,9 +210,9 @@ def read_reviews(path: str | os.PathLike, package: str | os.PathLike | None = No
         raw = raw.with_columns(pl.lit(None, dtype=pl.String).alias("reviewer_note"))
     verdict = pl.col("reviewer_verdict").cast(pl.String)
     rows = raw.with_row_index("_row", offset=1).select(
-        "_row", _unneutralise("left_id"), _unneutralise("right_id"),
+        "_row", csv_unsafe("left_id"), csv_unsafe("right_id"),
         verdict.str.strip_chars().str.to_lowercase().replace("", None).alias("label"),
-        _unneutralise("reviewer_note").alias("note"), verdict.alias("_verdict"),
+        csv_unsafe("reviewer_note").alias("note"), verdict.alias("_verdict"),
     )
     reference = pl.read_parquet(reference_path, columns=["left_id", "right_id"])
     known_ids = pl.concat([reference["left_id"], reference["right_id"]]).unique().implode()
@@ -263,7 +254,7 @@ def _existing_labels(labels_path: Path) -> pl.DataFrame:
         if column not in raw.columns:
             raise CatalogError(labels_path, f"required column is missing (columns: {', '.join(raw.columns)})",
                                column=column)
-    raw = raw.with_columns(_unneutralise(c) for c in raw.columns)
+    raw = raw.with_columns(csv_unsafe(c) for c in raw.columns)
     return pl.concat([empty, raw], how="diagonal_relaxed")
 
 
