@@ -1,0 +1,84 @@
+"""Training data for the matcher, from a catalog's truth columns or a labelled pairs file, and training."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from blocking.settings import BlockingSettings
+from features.io import file_hash
+from features.records import CatalogError, load_catalog
+from flows.prepare import Prepared, prepare_catalog, prepare_link
+from matching.labels import read_labels, truth_labels
+from matching.model import Matcher, train_matcher
+from matching.settings import MatcherSettings
+
+
+def catalog_training_data(records: pl.DataFrame, settings: BlockingSettings) -> tuple[Prepared, np.ndarray]:
+    """Blocking candidates of a catalog with truth columns, labelled from product_id/family_id."""
+    if "product_id" not in records.columns:
+        raise CatalogError("<catalog>", "training needs truth columns or a labelled pairs file", column="product_id")
+    prepared = prepare_catalog(records, settings)
+    labels = truth_labels(prepared.features, prepared.left, prepared.right).to_numpy()
+    if not np.any(labels != "distinct"):
+        raise CatalogError("<catalog>", "blocking found no true pair to learn from (check product_id/family_id)")
+    return prepared, labels
+
+
+def pair_groups(prepared: Prepared) -> np.ndarray:
+    """Truth group (family_id, else product_id) of each pair's left record, to hold out whole groups."""
+    left = prepared.left
+    group = pl.coalesce("family_id", "product_id") if "family_id" in left.columns else pl.col("product_id")
+    keyed = left.select(pl.col("id").alias("left_id"), group.cast(pl.String).alias("group"))
+    return prepared.features.select("left_id").join(keyed, on="left_id", how="left", maintain_order="left")["group"].to_numpy()
+
+
+def pairs_training_data(labelled: pl.DataFrame, left: pl.DataFrame, settings: BlockingSettings,
+                        right: pl.DataFrame | None = None) -> tuple[Prepared, np.ndarray]:
+    """Features of labelled pairs (ids of one catalog, or left x right ids with `right`)."""
+    _check_ids(labelled, "left_id", left)
+    _check_ids(labelled, "right_id", left if right is None else right)
+    pairs = labelled.select("left_id", "right_id")
+    prepared = (prepare_catalog(left, settings, pairs=pairs) if right is None
+                else prepare_link(left, right, settings, pairs=pairs))
+    return prepared, labelled["label"].to_numpy()
+
+
+def _check_ids(labelled: pl.DataFrame, column: str, records: pl.DataFrame) -> None:
+    unknown = labelled.with_row_index("_row").filter(~pl.col(column).is_in(records["id"].implode()))
+    if unknown.height:
+        first = unknown.row(0, named=True)
+        raise CatalogError("<labels>", f"id {first[column]!r} is not in the records ({unknown.height} such rows)",
+                           row=first["_row"] + 1, column=column)
+
+
+def train_from_files(catalog: str | os.PathLike, out: str | os.PathLike, matcher_settings: MatcherSettings,
+                     blocking_settings: BlockingSettings, labels: str | os.PathLike | None = None,
+                     right: str | os.PathLike | None = None) -> Matcher:
+    """Train a matcher from a catalog (truth columns) or a labelled pairs file, and save it to `out`."""
+    records = load_catalog(catalog)
+    right_records = load_catalog(right) if right is not None else None
+    groups = None
+    if labels is None:
+        if right_records is not None:
+            raise CatalogError(right, "two sources need a labelled pairs file (--labels)")
+        prepared, y = catalog_training_data(records, blocking_settings)
+        groups = pair_groups(prepared)
+    else:
+        try:
+            prepared, y = pairs_training_data(read_labels(labels), records, blocking_settings, right_records)
+        except CatalogError as exc:
+            raise CatalogError(labels, exc.message, row=exc.row, column=exc.column) from None
+    matcher = train_matcher(prepared.features, y, matcher_settings, groups=groups)
+    inputs = [p for p in (catalog, right, labels) if p is not None]
+    matcher.meta.update({
+        "embedding_model": prepared.embedding_model,
+        "blocking_settings": blocking_settings.model_dump(mode="json"),
+        "training_inputs": {Path(p).name: file_hash(p) for p in inputs},
+        "feature_importance_gain": dict(list(matcher.importances().items())[:15]),
+    })
+    matcher.save(out)
+    return matcher
