@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+from features.io import csv_unsafe
 from features.records import CatalogError, read_raw
 
 MULTICLASS = ("duplicate", "variant", "distinct")
@@ -58,7 +59,8 @@ def _read_ids(path: str | os.PathLike, extra: tuple[str, ...]) -> tuple[pl.DataF
     for col in ("left_id", "right_id") + extra:
         if col not in raw.columns:
             raise CatalogError(path, f"required column is missing (columns: {', '.join(raw.columns)})", column=col)
-    frame = raw.select(pl.col("left_id").cast(pl.String), pl.col("right_id").cast(pl.String), *extra)
+    # Labels files we export went through csv_safe; ids like "-77" come back quoted.
+    frame = raw.select(csv_unsafe("left_id"), csv_unsafe("right_id"), *extra)
     for col in ("left_id", "right_id"):
         if frame[col].null_count():
             raise CatalogError(path, "is empty", row=frame.select(pl.col(col).is_null().arg_max()).item() + 1, column=col)
