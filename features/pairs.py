@@ -1,0 +1,317 @@
+"""Pairwise features of candidate pairs, vectorised over the pairs frame in chunks.
+
+Every feature is a Float32 column; NaN means "cannot be judged" (a value missing on either side).
+Agreement features are 1 = equal, 0 = conflicting; set-valued ones give the Jaccard overlap in between.
+Similarities are in [0, 1]; IDF features are divided by the IDF of an unseen token so they lie in [0, 1]
+(the unshared mass counts in units of that maximum).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+from rapidfuzz import fuzz, process
+from rich.progress import Progress
+
+from features.attributes import comparable_sizes
+from features.idf import TokenIdf
+from features.records import CatalogError
+from features.text import normalize_text, tokenize
+
+BLOCKERS = ("ann", "model", "gtin", "brand_title", "sorted")
+
+FEATURE_NAMES: list[str] = [
+    # title strings (rapidfuzz scores / 100)
+    "title_ratio", "title_token_set", "title_partial_ratio",
+    # title with colour and size words removed
+    "core_ratio", "core_jaccard",
+    # title token sets, plain and IDF-weighted (rare shared tokens weigh more)
+    "title_jaccard", "title_containment", "title_idf_jaccard", "title_idf_containment",
+    "title_idf_max_shared", "title_idf_max_unshared", "title_idf_unshared", "title_len_ratio",
+    "numbers_jaccard",
+    # brand and description
+    "brand_sim", "brand_in_title", "desc_jaccard", "title_in_other_desc",
+    # embeddings and blocking scores
+    "emb_cosine", "ann_cosine",
+    "price_ratio",
+    # identifiers
+    "model_agree", "model_sim", "model_in_other_title", "model_in_other_desc", "gtin_agree",
+    # measures and variant attributes
+    "capacity_agree", "quantity_agree", "color_agree", "size_agree", "differs_only_color_size",
+    *(f"blocker_{b}" for b in BLOCKERS),
+]
+
+CHUNK_PAIRS = 200_000
+_EMB_BLOCK = 8192
+_DESC_CHARS = 300
+_TEXTS = ("title", "core", "brand", "model_text")  # compared with rapidfuzz
+_TOKENS = ("tokens", "core_tokens", "desc_tokens", "brand_tokens")  # compared as sets of token hashes
+_HASH_SEED = 20240917
+
+
+@dataclass
+class _Side:
+    """Per-record values the features compare, computed once per record rather than once per pair."""
+
+    frame: pl.DataFrame  # token-hash lists and attributes, gathered per chunk
+    texts: dict[str, np.ndarray]  # object arrays for rapidfuzz ("" where missing)
+    present: dict[str, np.ndarray]  # whether each text is there
+    compact: dict[str, pl.Series]  # title (plus models) and description without spaces, searched for models
+    idf_sum: np.ndarray  # IDF mass of each title's tokens
+
+
+def _side_frame(attrs: pl.DataFrame) -> pl.DataFrame:
+    """The per-record columns the features read, under short names."""
+    desc = pl.col("_desc")
+    return attrs.with_columns(normalize_text(pl.col("description").str.slice(0, _DESC_CHARS)).alias("_desc")).select(
+        pl.col("attr_title").alias("title"),
+        pl.col("attr_core").alias("core"),
+        pl.col("attr_brand").alias("brand"),
+        tokenize(pl.col("attr_title")).alias("tokens"),
+        tokenize(pl.col("attr_core")).alias("core_tokens"),
+        tokenize(desc).fill_null([]).alias("desc_tokens"),
+        tokenize(pl.col("attr_brand")).fill_null([]).alias("brand_tokens"),
+        # Titles and descriptions without spaces, searched for the other record's model numbers.
+        (pl.col("attr_title").str.replace_all(" ", "", literal=True) + "|" + pl.col("attr_models").list.join("|"))
+        .alias("compact_title"),
+        desc.str.replace_all(" ", "", literal=True).alias("compact_desc"),
+        pl.col("attr_models").list.sort().list.join(" ").alias("model_text"),
+        pl.col("price").cast(pl.Float64),
+        pl.col("attr_models").alias("models"),
+        pl.col("attr_gtin").alias("gtin"),
+        pl.col("attr_capacity").alias("capacity"),
+        pl.col("attr_quantity").alias("quantity"),
+        pl.col("attr_colors").alias("colors"),
+        comparable_sizes(attrs).alias("sizes"),
+    )
+
+
+@dataclass
+class _Vocab:
+    """Title tokens by hash (sorted), with each token's IDF share and whether it holds a digit."""
+
+    hashes: np.ndarray
+    idf: np.ndarray
+    digit: np.ndarray
+
+    def stats(self, lists: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per list of title-token hashes: IDF sum, IDF max (0 when empty) and number of tokens with a digit."""
+        lens = lists.list.len().to_numpy().astype(np.int64)
+        pos = np.searchsorted(self.hashes, lists.explode(empty_as_null=False).drop_nulls().to_numpy())
+        owner = np.repeat(np.arange(len(lens)), lens)
+        w = self.idf[pos]
+        total = np.bincount(owner, weights=w, minlength=len(lens))
+        digits = np.bincount(owner, weights=self.digit[pos], minlength=len(lens))
+        top = np.zeros(len(lens), dtype=np.float64)
+        nonempty = lens > 0
+        if nonempty.any():
+            starts = np.concatenate([[0], np.cumsum(lens)[:-1]])[nonempty]
+            top[nonempty] = np.maximum.reduceat(w, starts)
+        return total, top, digits
+
+
+def _sides(frames: list[pl.DataFrame], idf: TokenIdf) -> tuple[list[_Side], _Vocab]:
+    """Build each side with tokens replaced by 64-bit hashes (cheap set operations) and the title vocabulary."""
+    words = pl.concat([f.select(pl.col("tokens").explode(empty_as_null=False)) for f in frames]).drop_nulls().unique()
+    words = words.with_columns(pl.col("tokens").hash(_HASH_SEED).alias("h")).sort("h")
+    vocab = _Vocab(
+        hashes=words["h"].to_numpy(),
+        idf=idf.lookup(words["tokens"]).astype(np.float64) / idf.unseen_idf,
+        digit=words["tokens"].str.contains(r"\d").to_numpy().astype(np.float64),
+    )
+    sides = []
+    for f in frames:
+        hashed = f.drop(*_TEXTS, "compact_title", "compact_desc").with_columns(
+            pl.col(c).list.eval(pl.element().hash(_HASH_SEED)) for c in _TOKENS
+        )
+        sides.append(_Side(
+            frame=hashed,
+            texts={c: np.array(f[c].fill_null("").to_list(), dtype=object) for c in _TEXTS},
+            present={c: (f[c].is_not_null() & (f[c] != "")).to_numpy() for c in _TEXTS},
+            compact={"title": f["compact_title"], "desc": f["compact_desc"]},
+            idf_sum=vocab.stats(hashed["tokens"])[0],
+        ))
+    return sides, vocab
+
+
+def _fuzz(l: _Side, r: _Side, li: np.ndarray, ri: np.ndarray, text: str, scorer) -> np.ndarray:
+    """Row-wise rapidfuzz score in [0, 1]; NaN where either side lacks the text."""
+    scores = process.cpdist(l.texts[text][li], r.texts[text][ri], scorer=scorer, workers=-1, dtype=np.float32) / 100
+    scores[~(l.present[text][li] & r.present[text][ri])] = np.nan
+    return scores
+
+
+def _overlap(a: str, b: str) -> pl.Expr:
+    """Jaccard overlap of two list columns; null when either list is empty."""
+    inter = pl.col(a).list.set_intersection(pl.col(b)).list.len()
+    union = pl.col(a).list.set_union(pl.col(b)).list.len()
+    return pl.when((pl.col(a).list.len() > 0) & (pl.col(b).list.len() > 0)).then(inter / union)
+
+
+def _equal(a: str, b: str) -> pl.Expr:
+    """1.0 / 0.0 equality of two scalar columns; null when either is null."""
+    return (pl.col(a) == pl.col(b)).cast(pl.Float32)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den, NaN where den is 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+
+def _model_in_other(
+    l: pl.DataFrame, r: pl.DataFrame, ls: _Side, rs: _Side, li: np.ndarray, ri: np.ndarray, text: str
+) -> np.ndarray:
+    """1 if a model number of either record occurs in the other's compacted ``text``; NaN if nothing to search."""
+    hit = np.zeros(l.height, dtype=bool)
+    searched = np.zeros(l.height, dtype=bool)
+    for mine, other, other_rows in ((l["models"], rs.compact[text], ri), (r["models"], ls.compact[text], li)):
+        rows = (mine.list.len() > 0).arg_true()
+        found = (
+            pl.DataFrame({"row": rows, "m": mine.gather(rows), "t": other.gather(other_rows[rows.to_numpy()])})
+            .filter(pl.col("t").is_not_null() & (pl.col("t") != ""))
+            .explode("m")
+            .group_by("row")
+            .agg(pl.col("t").str.contains(pl.col("m"), literal=True).any())
+        )
+        hit[found["row"].to_numpy()] |= found["t"].to_numpy()
+        searched[found["row"].to_numpy()] = True
+    return np.where(searched, hit.astype(np.float32), np.nan)
+
+
+def _cosine(left_emb: np.ndarray | None, right_emb: np.ndarray | None, li: np.ndarray, ri: np.ndarray) -> np.ndarray:
+    """Row-wise dot product of L2-normalised embeddings, in blocks that stay in cache; NaN without embeddings."""
+    out = np.full(len(li), np.nan, dtype=np.float32)
+    if left_emb is not None and right_emb is not None:
+        for s in range(0, len(li), _EMB_BLOCK):
+            block = slice(s, s + _EMB_BLOCK)
+            out[block] = np.einsum("ij,ij->i", left_emb[li[block]], right_emb[ri[block]])
+    return out
+
+
+def _chunk_features(
+    pairs: pl.DataFrame, ls: _Side, rs: _Side, li: np.ndarray, ri: np.ndarray,
+    cosine: np.ndarray, vocab: _Vocab,
+) -> pl.DataFrame:
+    """Features of one chunk of pairs; ``li``/``ri`` are the record rows of each pair."""
+    n = pairs.height
+    l, r = ls.frame[li], rs.frame[ri]
+    both = pl.concat([l.select(pl.all().name.prefix("l_")), r.select(pl.all().name.prefix("r_"))], how="horizontal")
+    lists = both.select(
+        pl.col("l_tokens").list.set_intersection("r_tokens").alias("inter"),
+        pl.col("l_tokens").list.set_symmetric_difference("r_tokens").alias("sym"),
+        pl.col("l_core_tokens").list.set_intersection("r_core_tokens").list.len().alias("core_inter"),
+        pl.col("l_core_tokens").list.set_symmetric_difference("r_core_tokens").list.len().alias("core_sym"),
+        pl.col("l_tokens").list.len().alias("n_l"),
+        pl.col("r_tokens").list.len().alias("n_r"),
+        _overlap("l_desc_tokens", "r_desc_tokens").alias("desc_jaccard"),
+        # Share of one title's tokens found in the other's description (short title vs long description).
+        pl.max_horizontal(
+            pl.when(pl.col(f"{b}_desc_tokens").list.len() > 0).then(
+                pl.col(f"{a}_tokens").list.set_intersection(f"{b}_desc_tokens").list.len()
+                / pl.col(f"{a}_tokens").list.len()
+            )
+            for a, b in (("l", "r"), ("r", "l"))
+        ).alias("title_in_other_desc"),
+        # 1 when every token of a brand occurs in the other title; null when neither has a brand.
+        pl.max_horizontal(
+            pl.when(pl.col(f"{a}_brand_tokens").list.len() > 0).then(
+                (pl.col(f"{a}_brand_tokens").list.set_intersection(f"{b}_tokens").list.len()
+                 == pl.col(f"{a}_brand_tokens").list.len()).cast(pl.Float32)
+            )
+            for a, b in (("l", "r"), ("r", "l"))
+        ).alias("brand_in_title"),
+    )
+    inter_sum, inter_max, inter_digits = vocab.stats(lists["inter"])
+    _, sym_max, sym_digits = vocab.stats(lists["sym"])
+    n_inter = lists["inter"].list.len().to_numpy().astype(np.float64)
+    n_sym = lists["sym"].list.len().to_numpy().astype(np.float64)
+    n_l, n_r = lists["n_l"].to_numpy().astype(np.float64), lists["n_r"].to_numpy().astype(np.float64)
+    core_inter = lists["core_inter"].to_numpy().astype(np.float64)
+    core_sym = lists["core_sym"].to_numpy().astype(np.float64)
+    l_idf, r_idf = ls.idf_sum[li], rs.idf_sum[ri]
+    has_tokens = (n_l > 0) & (n_r > 0)
+
+    blockers = pairs["blockers"] if "blockers" in pairs.columns else pl.Series([None] * n, dtype=pl.List(pl.String))
+    ann_sim = pairs["ann_sim"] if "ann_sim" in pairs.columns else pl.Series([None] * n, dtype=pl.Float32)
+    attrs_differ = (pl.col("l_colors") != pl.col("r_colors")) | (pl.col("l_sizes") != pl.col("r_sizes"))
+    price_lo = pl.min_horizontal("l_price", "r_price")
+    model_both = (pl.col("l_models").list.len() > 0) & (pl.col("r_models").list.len() > 0)
+    model_inter = pl.col("l_models").list.set_intersection(pl.col("r_models")).list.len()
+    exprs = {
+        "title_ratio": _fuzz(ls, rs, li, ri, "title", fuzz.ratio),
+        "title_token_set": _fuzz(ls, rs, li, ri, "title", fuzz.token_set_ratio),
+        "title_partial_ratio": _fuzz(ls, rs, li, ri, "title", fuzz.partial_ratio),
+        "core_ratio": _fuzz(ls, rs, li, ri, "core", fuzz.ratio),
+        "core_jaccard": _ratio(core_inter, core_inter + core_sym),
+        "title_jaccard": _ratio(n_inter, n_inter + n_sym),
+        "title_containment": np.where(has_tokens, _ratio(n_inter, np.minimum(n_l, n_r)), np.nan),
+        "title_idf_jaccard": _ratio(inter_sum, l_idf + r_idf - inter_sum),
+        "title_idf_containment": np.where(has_tokens, _ratio(inter_sum, np.minimum(l_idf, r_idf)), np.nan),
+        "title_idf_max_shared": inter_max,
+        "title_idf_max_unshared": sym_max,
+        "title_idf_unshared": l_idf + r_idf - 2 * inter_sum,
+        "title_len_ratio": np.where(has_tokens, _ratio(np.minimum(n_l, n_r), np.maximum(n_l, n_r)), np.nan),
+        "numbers_jaccard": _ratio(inter_digits, inter_digits + sym_digits),
+        "brand_sim": _fuzz(ls, rs, li, ri, "brand", fuzz.ratio),
+        "brand_in_title": lists["brand_in_title"],
+        "desc_jaccard": lists["desc_jaccard"],
+        "title_in_other_desc": lists["title_in_other_desc"],
+        "emb_cosine": cosine,
+        "ann_cosine": ann_sim,
+        "price_ratio": pl.when(pl.col("l_price").is_not_null() & pl.col("r_price").is_not_null() & (price_lo > 0)).then(
+            price_lo / pl.max_horizontal("l_price", "r_price")
+        ),
+        "model_agree": pl.when(model_both).then((model_inter > 0).cast(pl.Float32)),
+        "model_sim": _fuzz(ls, rs, li, ri, "model_text", fuzz.token_set_ratio),
+        "model_in_other_title": _model_in_other(l, r, ls, rs, li, ri, "title"),
+        "model_in_other_desc": _model_in_other(l, r, ls, rs, li, ri, "desc"),
+        "gtin_agree": _equal("l_gtin", "r_gtin"),
+        "capacity_agree": _overlap("l_capacity", "r_capacity"),
+        "quantity_agree": _equal("l_quantity", "r_quantity"),
+        "color_agree": _overlap("l_colors", "r_colors"),
+        "size_agree": _overlap("l_sizes", "r_sizes"),
+        # Same title once colour and size words are gone, yet the listings are not identical.
+        "differs_only_color_size": (pl.lit(core_sym == 0) & (pl.lit(n_sym > 0) | attrs_differ)).cast(pl.Float32),
+        **{f"blocker_{b}": pl.lit(blockers).list.contains(b).cast(pl.Float32) for b in BLOCKERS},
+    }
+    as_expr = {k: pl.lit(pl.Series(v)) if isinstance(v, (np.ndarray, pl.Series)) else v for k, v in exprs.items()}
+    feats = both.select(as_expr[name].cast(pl.Float32).fill_null(np.nan).alias(name) for name in FEATURE_NAMES)
+    return pl.concat([pairs, feats], how="horizontal")
+
+
+def _row_index(ids: pl.Series, frame: pl.DataFrame, side: str) -> np.ndarray:
+    """Row positions of ``ids`` in ``frame['id']``; unknown ids are an input error."""
+    found = pl.DataFrame({"id": ids}).join(
+        frame.select(pl.col("id").cast(pl.String)).with_row_index("row"), on="id", how="left", maintain_order="left"
+    )["row"]
+    if found.null_count():
+        bad = found.is_null().arg_max()
+        raise CatalogError("<pairs>", f"id {ids[bad]!r} is not in the {side} records", row=bad + 1, column=f"{side}_id")
+    return found.to_numpy().astype(np.int64)
+
+
+def pair_features(
+    pairs: pl.DataFrame, left: pl.DataFrame, right: pl.DataFrame,
+    left_emb: np.ndarray | None, right_emb: np.ndarray | None, idf: TokenIdf,
+) -> pl.DataFrame:
+    """Return ``pairs`` plus one Float32 column per name in FEATURE_NAMES (NaN = missing)."""
+    pairs = pairs.drop(FEATURE_NAMES, strict=False)
+    li = _row_index(pairs["left_id"].cast(pl.String), left, "left")
+    ri = _row_index(pairs["right_id"].cast(pl.String), right, "right")
+    frames = [_side_frame(left)] if left is right else [_side_frame(left), _side_frame(right)]
+    sides, vocab = _sides(frames, idf)
+    ls, rs = sides[0], sides[-1]
+    chunks = []
+    with Progress(transient=True) as progress:
+        task = progress.add_task("pair features", total=pairs.height)
+        for start in range(0, max(pairs.height, 1), CHUNK_PAIRS):
+            stop = min(start + CHUNK_PAIRS, pairs.height)
+            cl, cr = li[start:stop], ri[start:stop]
+            chunks.append(_chunk_features(
+                pairs.slice(start, stop - start), ls, rs, cl, cr, _cosine(left_emb, right_emb, cl, cr), vocab
+            ))
+            progress.advance(task, stop - start)
+    return pl.concat(chunks)
