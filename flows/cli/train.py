@@ -48,7 +48,7 @@ def train(
     from flows.training import train_from_files
     from matching.settings import MatcherSettings
 
-    plan = plan_update(registry, mode.value, compare_to, holdout, congruent, export, labels)
+    plan = plan_update(registry, mode.value, compare_to, holdout, congruent, export, labels=labels, right=right)
     settings = MatcherSettings(mode=mode.value, seed=seed)
     if plan is not None and plan.congruent is not None:
         matcher = train_congruent(plan, catalog, out, settings, _blocking(blocking), labels=labels, right=right)
