@@ -15,7 +15,7 @@ from blocking.settings import BlockingSettings
 from features.io import frame_hash
 from features.records import CatalogError, load_catalog
 from features.settings import Settings
-from flows.training import catalog_training_data, pairs_training_data
+from flows.training import Weigh, pairs_training_data
 from matching.flips import FlipReport, GateDecision, compare_models, congruent_inputs, export_flips, gate
 from matching.labels import BINARY, MULTICLASS, read_labels
 from matching.lineage import EVENTS, LEVELS, assign_stable_ids
@@ -146,32 +146,24 @@ def finish_update(
     return "\n".join(lines)
 
 
+def congruent_settings(matcher_settings: MatcherSettings, congruent: CongruentSettings) -> MatcherSettings:
+    """Matcher settings with the congruent teacher share."""
+    return matcher_settings.model_copy(update={"teacher_weight": congruent.teacher_weight})
+
+
+def congruent_weigh(old: Matcher, congruent: CongruentSettings) -> Weigh:
+    """Sample weights and teacher probabilities toward `old` on the pairs it classifies correctly."""
+    return lambda features, labels: congruent_inputs(old, features, labels, congruent.correct_weight)
+
+
 def fit_congruent(
     old: Matcher, features: pl.DataFrame, labels: np.ndarray, matcher_settings: MatcherSettings,
     congruent: CongruentSettings,
 ) -> Matcher:
     """Train a matcher weighted and distilled toward `old` on the pairs `old` classifies correctly."""
-    weight, teacher = congruent_inputs(old, features, labels, congruent.correct_weight)
-    settings = matcher_settings.model_copy(update={"teacher_weight": congruent.teacher_weight})
-    return train_matcher(features, labels, settings, sample_weight=weight, teacher_proba=teacher)
-
-
-def train_congruent(
-    plan: UpdatePlan, catalog: str | os.PathLike, out: str | os.PathLike, matcher_settings: MatcherSettings,
-    blocking: BlockingSettings, labels: str | os.PathLike | None = None, right: str | os.PathLike | None = None,
-) -> Matcher:
-    """Train like `train_from_files`, but weighted and distilled toward the plan's old model where it is right."""
-    old, congruent = plan.old, plan.congruent
-    if labels is None:
-        prepared, y = catalog_training_data(load_catalog(catalog), blocking)
-        features = prepared.features
-    else:
-        training = labelled_pairs(labels, catalog, right, blocking)
-        features, y = training.features, training.labels
-    matcher = fit_congruent(old, features, y, matcher_settings, congruent)
-    matcher.meta["congruent"] = {**congruent.model_dump(), "old_model_sha256": old.meta.get("training_data_sha256")}
-    matcher.save(out)
-    return matcher
+    weight, teacher = congruent_weigh(old, congruent)(features, labels)
+    return train_matcher(features, labels, congruent_settings(matcher_settings, congruent),
+                         sample_weight=weight, teacher_proba=teacher)
 
 
 def compare_versions(

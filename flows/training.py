@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -55,30 +57,60 @@ def _check_ids(labelled: pl.DataFrame, column: str, records: pl.DataFrame) -> No
                            row=first["_row"] + 1, column=column)
 
 
-def train_from_files(catalog: str | os.PathLike, out: str | os.PathLike, matcher_settings: MatcherSettings,
-                     blocking_settings: BlockingSettings, labels: str | os.PathLike | None = None,
-                     right: str | os.PathLike | None = None) -> Matcher:
-    """Train a matcher from a catalog (truth columns) or a labelled pairs file, and save it to `out`."""
+@dataclass
+class TrainingData:
+    """Pair features and labels to train on, with where they came from."""
+
+    features: pl.DataFrame
+    labels: np.ndarray
+    groups: np.ndarray | None  # truth group per pair, so validation holds out whole groups
+    embedding_model: str
+    inputs: dict[str, str]  # file name -> sha256
+
+
+# (features, labels) -> (sample_weight, teacher_proba); positive-congruent training plugs in here.
+Weigh = Callable[[pl.DataFrame, np.ndarray], tuple[np.ndarray | None, np.ndarray | None]]
+
+
+def load_training_data(catalog: str | os.PathLike, blocking: BlockingSettings,
+                       labels: str | os.PathLike | None = None, right: str | os.PathLike | None = None) -> TrainingData:
+    """Features and labels from a catalog's truth columns, or from a labelled pairs file."""
     records = load_catalog(catalog)
     right_records = load_catalog(right) if right is not None else None
     groups = None
     if labels is None:
         if right_records is not None:
             raise CatalogError(right, "two sources need a labelled pairs file (--labels)")
-        prepared, y = catalog_training_data(records, blocking_settings)
+        prepared, y = catalog_training_data(records, blocking)
         groups = pair_groups(prepared)
     else:
         try:
-            prepared, y = pairs_training_data(read_labels(labels), records, blocking_settings, right_records)
+            prepared, y = pairs_training_data(read_labels(labels), records, blocking, right_records)
         except CatalogError as exc:
             raise CatalogError(labels, exc.message, row=exc.row, column=exc.column) from None
-    matcher = train_matcher(prepared.features, y, matcher_settings, groups=groups)
-    inputs = [p for p in (catalog, right, labels) if p is not None]
+    inputs = {Path(p).name: file_hash(p) for p in (catalog, right, labels) if p is not None}
+    return TrainingData(prepared.features, np.asarray(y), groups, prepared.embedding_model, inputs)
+
+
+def fit(data: TrainingData, matcher_settings: MatcherSettings, blocking: BlockingSettings,
+        weigh: Weigh | None = None) -> Matcher:
+    """Train a matcher on ``data`` and record its provenance in the metadata."""
+    weight, teacher = weigh(data.features, data.labels) if weigh is not None else (None, None)
+    matcher = train_matcher(data.features, data.labels, matcher_settings, sample_weight=weight,
+                            teacher_proba=teacher, groups=data.groups)
     matcher.meta.update({
-        "embedding_model": prepared.embedding_model,
-        "blocking_settings": blocking_settings.model_dump(mode="json"),
-        "training_inputs": {Path(p).name: file_hash(p) for p in inputs},
+        "embedding_model": data.embedding_model,
+        "blocking_settings": blocking.model_dump(mode="json"),
+        "training_inputs": data.inputs,
         "feature_importance_gain": dict(list(matcher.importances().items())[:15]),
     })
+    return matcher
+
+
+def train_from_files(catalog: str | os.PathLike, out: str | os.PathLike, matcher_settings: MatcherSettings,
+                     blocking_settings: BlockingSettings, labels: str | os.PathLike | None = None,
+                     right: str | os.PathLike | None = None) -> Matcher:
+    """Train a matcher from a catalog (truth columns) or a labelled pairs file, and save it to `out`."""
+    matcher = fit(load_training_data(catalog, blocking_settings, labels, right), matcher_settings, blocking_settings)
     matcher.save(out)
     return matcher

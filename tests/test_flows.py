@@ -199,3 +199,16 @@ def test_serve_registers_cron_deployment_and_runs(harness, workspace, tmp_path):
 
     dep = asyncio.run(deployment())
     assert [s.schedule.cron for s in dep.schedules] == ["0 3 * * *"]
+
+
+def test_train_flow_saves_a_loadable_model_and_leaves_metrics(harness, workspace, tmp_path):
+    from flows.train_flow import TrainParams, run_train
+    from matching.model import Matcher
+
+    params = TrainParams(catalog=workspace["catalog"], out=tmp_path / "model", seed=3,
+                         blocking=BlockingSettings(cache_dir=workspace["root"] / "emb"))
+    summary = run_train(params)
+    matcher = Matcher.load(tmp_path / "model")
+    assert matcher.meta["seed"] == 3 and summary["validation"]["macro_f1"] > 0.5
+    with pytest.raises(ValueError, match="file not found"):
+        TrainParams(catalog=tmp_path / "nope.csv", out=tmp_path / "m")

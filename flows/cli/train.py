@@ -43,22 +43,24 @@ def train(
     export: Annotated[Path | None, typer.Option(help="Review package folder for the held-out pairs that flip.")] = None,
     blocking: BlockingOption = None,
 ) -> None:
-    """Train the pair matcher and save it as a model folder."""
-    from flows.model_update import finish_update, plan_update, train_congruent
-    from flows.training import train_from_files
-    from matching.settings import MatcherSettings
+    """Train the pair matcher and save it as a model folder (a Prefect `train` flow run)."""
+    from pydantic import ValidationError
 
-    plan = plan_update(registry, mode.value, compare_to, holdout, congruent, export, labels=labels, right=right)
-    settings = MatcherSettings(mode=mode.value, seed=seed)
-    if plan is not None and plan.congruent is not None:
-        matcher = train_congruent(plan, catalog, out, settings, _blocking(blocking), labels=labels, right=right)
-    else:
-        matcher = train_from_files(catalog, out, settings, _blocking(blocking), labels=labels, right=right)
-    metrics = matcher.meta["validation_metrics"]
-    summary = {k: v for k, v in metrics.items() if k != "confusion"}
-    typer.echo(f"model written to {out}; thresholds {matcher.thresholds}; validation {json.dumps(summary)}")
-    if plan is not None:
-        typer.echo(finish_update(plan, matcher, catalog, right))
+    from features.records import CatalogError
+    from flows.cli.run import validation_message
+    from flows.train_flow import TrainParams, run_train
+
+    try:
+        params = TrainParams(catalog=catalog, out=out, labels=labels, right=right, mode=mode.value, seed=seed,
+                             blocking=_blocking(blocking), registry=registry, compare_to=compare_to,
+                             holdout=holdout, congruent=congruent, export=export)
+    except ValidationError as exc:
+        raise CatalogError("parameters", validation_message(exc)) from None
+    summary = run_train(params)
+    typer.echo(f"model written to {out}; thresholds {summary['thresholds']}; "
+               f"validation {json.dumps(summary['validation'])}")
+    if "registry" in summary:
+        typer.echo(summary["registry"])
 
 
 @app.command()
