@@ -1,0 +1,107 @@
+"""Fuzzy-key blockers over attribute frames: model number, GTIN, brand + leading title tokens, and a
+sorted-neighbourhood pass over normalised titles.
+
+Every blocker returns row pairs ``left``, ``right`` (row positions in the left and right frames; in one
+catalog both index the same frame, with ``left < right``). Rows are numbered across both frames by a
+``side`` column (0 left, 1 right) so one catalog and two sources share one code path.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import polars as pl
+from rapidfuzz import fuzz
+from rapidfuzz.process import cpdist
+
+from blocking.settings import BlockingSettings
+
+PAIR_SCHEMA = {"left": pl.Int64, "right": pl.Int64}
+
+
+class KeyPairs(NamedTuple):
+    """Pairs proposed by one key blocker and the keys it refused because their block was too big."""
+
+    pairs: pl.DataFrame
+    capped: pl.DataFrame  # key, size; largest first
+
+
+def stacked(left: pl.DataFrame, right: pl.DataFrame | None, columns: list[str]) -> pl.DataFrame:
+    """Return ``side``, ``row`` and ``columns`` of the left frame, with the right frame's rows below."""
+    frames = [left.select(columns).with_row_index("row").with_columns(pl.lit(0, pl.Int8).alias("side"))]
+    if right is not None:
+        frames.append(right.select(columns).with_row_index("row").with_columns(pl.lit(1, pl.Int8).alias("side")))
+    return pl.concat(frames).with_columns(pl.col("row").cast(pl.Int64))
+
+
+def block_pairs(keys: pl.DataFrame, max_block_size: int, two_sources: bool) -> KeyPairs:
+    """Pair up rows sharing a key (``side``, ``row``, ``key``), skipping keys held by more than the cap."""
+    keys = keys.filter(pl.col("key").is_not_null() & (pl.col("key") != "")).unique(["side", "row", "key"])
+    sizes = keys.group_by("key").agg(pl.len().alias("size"), (pl.col("side").n_unique() == 2).alias("both"))
+    capped = sizes.filter(pl.col("size") > max_block_size).select("key", "size").sort(["size", "key"], descending=[True, False])
+    useful = sizes.filter((pl.col("size") > 1) & (pl.col("size") <= max_block_size) & (pl.col("both") | (not two_sources)))
+    keys = keys.join(useful.select("key"), on="key", how="semi")
+    if two_sources:
+        pairs = keys.filter(pl.col("side") == 0).join(keys.filter(pl.col("side") == 1), on="key")
+    else:
+        pairs = keys.join(keys, on="key").filter(pl.col("row") < pl.col("row_right"))
+    pairs = pairs.select(pl.col("row").alias("left"), pl.col("row_right").alias("right")).unique()
+    return KeyPairs(pairs, capped)
+
+
+def model_keys(rows: pl.DataFrame, settings: BlockingSettings) -> pl.DataFrame:
+    """Each normalised model number long enough to be specific, and its stem without trailing letters
+    (colour and edition suffixes: ``ap83391bk`` and ``ap83391`` share the key ``ap83391``)."""
+    models = rows.select("side", "row", pl.col("attr_models").alias("key")).explode("key")
+    stems = models.with_columns(pl.col("key").str.replace(r"[a-z]+$", "")).filter(pl.col("key").str.contains(r"\d"))
+    return pl.concat([models, stems]).filter(pl.col("key").str.len_chars() >= settings.min_model_length)
+
+
+def gtin_keys(rows: pl.DataFrame, settings: BlockingSettings) -> pl.DataFrame:
+    """The normalised GTIN."""
+    return rows.select("side", "row", pl.col("attr_gtin").alias("key"))
+
+
+def brand_title_keys(rows: pl.DataFrame, settings: BlockingSettings) -> pl.DataFrame:
+    """Brand plus the first title tokens after a leading brand (no brand: one title token more)."""
+    n = settings.brand_title_tokens
+    brand = pl.col("attr_brand").fill_null("")
+    # Titles often open with the brand, which is already the first part of the key.
+    title = pl.col("attr_title").fill_null("")
+    body = title.str.strip_prefix(pl.concat_str([brand, pl.lit(" ")])).str.split(" ")
+    body = body.list.eval(pl.element().filter(pl.element() != ""))
+    key = pl.when(brand != "").then(pl.concat_str([brand, body.list.head(n).list.join(" ")], separator="|"))
+    key = key.otherwise(pl.concat_str([pl.lit("|"), body.list.head(n + 1).list.join(" ")]))
+    return rows.select("side", "row", key.alias("key"), body.list.len().alias("n_tokens")).filter(
+        pl.col("n_tokens") >= n
+    ).drop("n_tokens")
+
+
+KEY_FUNCTIONS = {"model": model_keys, "gtin": gtin_keys, "brand_title": brand_title_keys}
+
+
+def key_blocker(name: str, rows: pl.DataFrame, settings: BlockingSettings, two_sources: bool) -> KeyPairs:
+    """Run one exact-key blocker (``model``, ``gtin`` or ``brand_title``) over stacked rows."""
+    return block_pairs(KEY_FUNCTIONS[name](rows, settings), settings.max_block_size, two_sources)
+
+
+def sorted_neighbourhood(rows: pl.DataFrame, settings: BlockingSettings, two_sources: bool) -> pl.DataFrame:
+    """Pair each title with the next ``sorted_window`` titles in sort order, kept if rapidfuzz agrees."""
+    order = rows.select("side", "row", pl.col("attr_title").fill_null("").alias("title")).sort(["title", "side", "row"])
+    offsets = []
+    for offset in range(1, settings.sorted_window + 1):
+        a, b = order.slice(0, order.height - offset), order.slice(offset)
+        offsets.append(pl.concat([a, b.rename(lambda c: c + "_b")], how="horizontal"))
+    cand = pl.concat(offsets).filter((pl.col("title") != "") & (pl.col("title_b") != ""))
+    if two_sources:
+        cand = cand.filter(pl.col("side") != pl.col("side_b"))
+    if cand.height == 0:
+        return pl.DataFrame(schema=PAIR_SCHEMA)
+    scores = cpdist(cand["title"].to_list(), cand["title_b"].to_list(), scorer=fuzz.token_sort_ratio, workers=-1)
+    cand = cand.filter(pl.Series(scores) >= settings.sorted_min_score)
+    # Put the left-frame row first (two sources), or the smaller row first (one catalog).
+    first_is_left = (pl.col("side") < pl.col("side_b")) if two_sources else (pl.col("row") < pl.col("row_b"))
+    return cand.select(
+        pl.when(first_is_left).then(pl.col("row")).otherwise(pl.col("row_b")).alias("left"),
+        pl.when(first_is_left).then(pl.col("row_b")).otherwise(pl.col("row")).alias("right"),
+    ).unique()

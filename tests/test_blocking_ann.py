@@ -1,0 +1,59 @@
+"""FAISS neighbours: exact and IVF indexes, self-join and two-source search, re-ranking."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from blocking.ann import ann_pairs, build_index
+from blocking.settings import BlockingSettings
+
+
+def frame(titles: list[str], colors: list[list[str]] | None = None) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"attr_title": titles, "attr_colors": colors or [[] for _ in titles], "attr_sizes": [[] for _ in titles]},
+        schema={"attr_title": pl.String, "attr_colors": pl.List(pl.String), "attr_sizes": pl.List(pl.String)},
+    )
+
+
+def clustered(n_clusters: int, per: int, dim: int = 32, seed: int = 0) -> np.ndarray:
+    """Tight clusters of unit vectors: rows i*per..(i+1)*per-1 belong together."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_clusters, dim))
+    v = np.repeat(centres, per, axis=0) + 0.05 * rng.normal(size=(n_clusters * per, dim))
+    v = v.astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_ivf_index_above_the_threshold_keeps_recall():
+    emb = clustered(200, 3)
+    titles = frame([""] * len(emb))
+    settings = BlockingSettings(k=2, exact_max_records=100, min_similarity=0.5)
+    assert build_index(emb, settings)[1].startswith("ivf")
+    pairs, kind = ann_pairs(emb, titles, settings)
+    assert kind.startswith("ivf")
+    assert (pairs["left"] != pairs["right"]).all()
+    same_cluster = (pairs["left"] // 3 == pairs["right"] // 3).mean()
+    assert same_cluster > 0.95
+    exact, kind = ann_pairs(emb, titles, settings.model_copy(update={"exact_max_records": 10_000}))
+    assert kind == "flat"
+    assert (exact["left"] // 3 == exact["right"] // 3).all()
+
+
+def test_two_sources_search_both_ways():
+    left = clustered(5, 1, seed=1)
+    right = np.vstack([left[:3], clustered(4, 1, seed=2)])  # right rows 0-2 copy left rows 0-2
+    pairs, _ = ann_pairs(left, frame([""] * 5), BlockingSettings(k=1, min_similarity=0.9), right, frame([""] * 7))
+    assert set(pairs.select("left", "right").rows()) == {(0, 0), (1, 1), (2, 2)}
+
+
+def test_reranking_prefers_the_same_colour_and_title():
+    # Row 0 has two equally near neighbours; the re-ranking keeps the one whose title and colour agree.
+    emb = np.array([[1, 0, 0], [0.9, 0.436, 0], [0.9, 0, 0.436]], dtype=np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    attrs = frame(["zeta runner red", "zeta runner red", "zeta runner blue"], [["red"], ["red"], ["blue"]])
+    pairs, _ = ann_pairs(emb, attrs, BlockingSettings(k=1))
+    assert pairs.filter(pl.col("left") == 0)["right"].to_list() == [1]
+    flipped = frame(["zeta runner red", "zeta runner blue", "zeta runner red"], [["red"], ["blue"], ["red"]])
+    pairs, _ = ann_pairs(emb, flipped, BlockingSettings(k=1))
+    assert pairs.filter(pl.col("left") == 0)["right"].to_list() == [2]
