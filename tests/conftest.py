@@ -10,3 +10,10 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 from prefect.logging.configuration import setup_logging  # noqa: E402
 
 setup_logging()
+
+
+def pytest_unconfigure(config):
+    """Prefect's temporary API server logs its shutdown at exit, after pytest closed its streams."""
+    import logging
+
+    logging.raiseExceptions = False
