@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import polars as pl
 
-from features.text import fold, normalize_gtin, normalize_model_number, normalize_text
+from features.text import fold, normalize_gtin, normalize_model_number, normalize_text, tokenize
 from features.vocab import (
-    BARE_SIZE_REWRITES, COLOR_RE, COLOR_STOP_RE, COLOR_SURFACE, DENIM_COLORS, DENIM_RE, DRESS_EU_OFFSET, EU_TO_US_SHOE,
-    LETTER_SIZES, MONTH_WORDS, SHOE_RE, SIZE_KEYWORDS, SIZE_RE, SIZE_VALUE_RE, TOWEL_DIMENSIONS, alternation,
+    AFTER_LAST_COLOR_RE, BARE_SIZE_REWRITES, COLOR_RE, COLOR_STOP_RE, COLOR_SURFACE, DENIM_COLORS, DENIM_RE,
+    DRESS_EU_OFFSET, EU_TO_US_SHOE, LETTER_SIZES, MONTH_WORDS, SHOE_RE, SIZE_KEYWORDS, SIZE_RE, SIZE_VALUE_RE,
+    TITLE_PART_SEPARATORS, TOWEL_DIMENSIONS, alternation,
 )
 
 _MAX_COLOUR_BRANDS = 5000
@@ -70,7 +71,7 @@ QUANTITY_RES = (
 NOT_MODEL_RE = (
     r"^(?:\d+(?:" + alternation([s.replace(" ", "") for s in _UNIT_SURFACE])
     + r"|x|k|p|i|d|s|st|nd|rd|th|ac|ax|pack|users?|lic|licenses?|seats?|gen|yr|yrs|hr|hrs|h|min|mo|mos|month|months"
-    + r"|bit|ch|way|ply|pin|"
+    + r"|bit|ch|way|ply|pin|tc|"
     + _COUNT_WORDS + r")"
     # a count glued to a word ("10-cup", "4-port", "3way") is a measure, not a model number
     + r"|\d{1,3}[a-z]{3,}"
@@ -138,6 +139,42 @@ def _without_colour_brands(df: pl.DataFrame, title: pl.Expr) -> pl.Expr:
     return title.str.replace_all(r"\b(?:" + alternation(brands.to_list()) + r")\b", " ")
 
 
+def _title_parts(title: pl.Expr) -> pl.Expr:
+    """The title split at separating punctuation, each part normalised."""
+    parts = fold(title).str.replace_all(TITLE_PART_SEPARATORS, "\u0002").str.split("\u0002")
+    return parts.list.eval(normalize_text(pl.element()))
+
+
+def _sizes_and_core(parts: pl.Expr) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """From the title parts: the sizes only their place gives away, the title with size keywords added
+    (for SIZE_RE and capacities), and the core title without colour and size words.
+
+    A part that is nothing but colours and a size value is a size ("..., Olive, L", "Sheets | Full"),
+    and so is what follows a part's last colour ("Sneakers red 7.5"); both leave the core.
+    """
+    e = pl.element()
+    size_part = _without_colours(e).str.contains(SIZE_VALUE_RE)
+    tail = e.str.extract(AFTER_LAST_COLOR_RE, 1)
+    size_tail = tail.str.contains(SIZE_VALUE_RE).fill_null(False) & ~size_part
+    placed = parts.list.eval(pl.when(size_part).then(_without_colours(e)).otherwise(tail).filter(size_part | size_tail))
+    keyed = parts.list.eval(_with_size_keywords(e))
+    before_tail = e.str.slice(0, e.str.len_chars() - tail.str.len_chars())
+    trimmed = keyed.list.eval(pl.when(size_tail).then(before_tail).otherwise(e).filter(~size_part))
+    core = _without_colours(trimmed.list.join(" ").str.replace_all(SIZE_RE, " "))
+    return _canonical_sizes(placed), keyed.list.join(" "), core
+
+
+def _without_colours(text: pl.Expr) -> pl.Expr:
+    return text.str.replace_all(COLOR_RE, " ").str.replace_all(" +", " ").str.strip_chars()
+
+
+def _with_size_keywords(text: pl.Expr) -> pl.Expr:
+    """Give a bare s/m/l the "size" keyword where its context says it is a size, so SIZE_RE sees it."""
+    for pattern, repl in BARE_SIZE_REWRITES:
+        text = text.str.replace_all(pattern, repl)
+    return text
+
+
 def _union(a: pl.Expr, b: pl.Expr) -> pl.Expr:
     return pl.concat_list(a.fill_null([]), b.fill_null([])).list.unique().list.sort()
 
@@ -192,10 +229,9 @@ def extract_attributes(records: pl.DataFrame) -> pl.DataFrame:
         normalize_gtin(pl.col("gtin")).alias("attr_gtin"),
     )
     t = pl.col("attr_title")
-    sized = t
-    for pattern, repl in BARE_SIZE_REWRITES:
-        sized = sized.str.replace_all(pattern, repl)
-    without_sizes = sized.str.replace_all(SIZE_RE, " ")
+    placed_sizes, sized, core = _sizes_and_core(_title_parts(pl.col("title")))
+    # The record's own colour and size column values leave the core too, however bare ("Short-30-Orange").
+    own = pl.concat_list(tokenize(color_col).fill_null([]), tokenize(size_col).fill_null([]))
     df = df.with_columns(
         _union(pl.col("_colors_col"), _colors(_without_colour_brands(df, t))).alias("attr_colors"),
     )
@@ -204,13 +240,26 @@ def extract_attributes(records: pl.DataFrame) -> pl.DataFrame:
         .then(pl.col("attr_colors").list.eval(pl.element().replace(DENIM_COLORS)).list.unique().list.sort())
         .otherwise(pl.col("attr_colors"))
         .alias("attr_colors"),
-        _union(pl.col("_sizes_col"), _canonical_sizes(sized.str.extract_all(SIZE_RE))).alias("attr_sizes"),
-        _capacity(without_sizes).alias("attr_capacity"),
+        _union(_union(pl.col("_sizes_col"), _canonical_sizes(sized.str.extract_all(SIZE_RE))), placed_sizes)
+        .alias("attr_sizes"),
+        _capacity(sized.str.replace_all(SIZE_RE, " ")).alias("attr_capacity"),
         _quantity(t).alias("attr_quantity"),
-        without_sizes.str.replace_all(COLOR_RE, " ").str.replace_all(" +", " ").str.strip_chars().alias("attr_core"),
+        core.alias("attr_core"),
+        own.alias("_own"),
     )
-    return df.select(*records.columns, *ATTRIBUTE_COLUMNS)
+    return df.with_columns(_without_tokens(df, "attr_core", "_own")).select(*records.columns, *ATTRIBUTE_COLUMNS)
 
+
+def _without_tokens(df: pl.DataFrame, text: str, tokens: str) -> pl.Series:
+    """Column ``text`` with the words listed in the row's ``tokens`` list removed, word order kept."""
+    words = (
+        df.select(tokenize(pl.col(text)).alias("w"), pl.col(tokens).alias("t")).with_row_index("row")
+        .explode("w", empty_as_null=False)
+        .filter(~pl.col("t").list.contains(pl.col("w")))
+        .group_by("row", maintain_order=True).agg(pl.col("w").str.join(" "))
+    )
+    kept = df.select(text).with_row_index("row").join(words, on="row", how="left", maintain_order="left")
+    return kept.select(pl.when(pl.col(text).is_not_null()).then(pl.col("w").fill_null("")).alias(text)).to_series()
 
 
 def comparable_sizes(attrs: pl.DataFrame) -> pl.Series:
@@ -218,8 +267,10 @@ def comparable_sizes(attrs: pl.DataFrame) -> pl.Series:
 
     Numbers become US sizes (EU via the shoe table when the title names footwear, else the dress
     offset; UK shoes are US - 1; a bare number from 30 up is EU), centimetres become whole inches and
-    standard towel dimensions become towel names. Other sizes stay as they are.
+    standard towel dimensions become towel names. Other sizes stay as they are. Without `attr_title`
+    no record counts as footwear.
     """
+    shoe = pl.col("attr_title").str.contains(SHOE_RE) if "attr_title" in attrs.columns else pl.lit(False)
     size = pl.col("size")
     num = size.str.extract(r"^(?:eu|us|uk)?(\d+(?:\.5)?)$", 1).cast(pl.Float64)
     system = size.str.extract(r"^(eu|us|uk)\d", 1)
@@ -239,7 +290,7 @@ def comparable_sizes(attrs: pl.DataFrame) -> pl.Series:
         size,
     ).replace(TOWEL_DIMENSIONS)
     exploded = (
-        attrs.select(pl.col("attr_title").str.contains(SHOE_RE).alias("shoe"), pl.col("attr_sizes").alias("size"))
+        attrs.select(shoe.alias("shoe"), pl.col("attr_sizes").alias("size"))
         .with_row_index("row")
         .explode("size", empty_as_null=True)
     )

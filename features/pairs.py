@@ -13,12 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import Prefix
 from rich.progress import Progress
 
 from features.attributes import comparable_sizes
 from features.idf import TokenIdf
 from features.records import CatalogError
 from features.text import normalize_text, tokenize
+from features.vocab import EDITION_RE, EDITION_SURFACE
 
 BLOCKERS = ("ann", "model", "gtin", "brand_title", "sorted")
 
@@ -26,23 +28,30 @@ FEATURE_NAMES: list[str] = [
     # title strings (rapidfuzz scores / 100)
     "title_ratio", "title_token_set", "title_partial_ratio",
     # title with colour and size words removed
-    "core_ratio", "core_jaccard",
+    "core_ratio", "core_jaccard", "core_token_set", "core_idf_jaccard", "core_idf_max_unshared",
     # title token sets, plain and IDF-weighted (rare shared tokens weigh more)
     "title_jaccard", "title_containment", "title_idf_jaccard", "title_idf_containment",
     "title_idf_max_shared", "title_idf_max_unshared", "title_idf_unshared", "title_len_ratio",
-    "numbers_jaccard",
+    "numbers_jaccard", "core_numbers_containment", "edition_agree",
     # brand and description
     "brand_sim", "brand_in_title", "desc_jaccard", "title_in_other_desc",
     # embeddings and blocking scores
     "emb_cosine", "ann_cosine",
     "price_ratio",
     # identifiers
-    "model_agree", "model_sim", "model_in_other_title", "model_in_other_desc", "gtin_agree",
+    "model_agree", "model_sim", "model_prefix", "model_in_other_title", "model_in_other_desc", "gtin_agree",
     # measures and variant attributes
     "capacity_agree", "quantity_agree", "color_agree", "size_agree", "differs_only_color_size",
     *(f"blocker_{b}" for b in BLOCKERS),
 ]
+# Scores also given relative to the best candidate of each record: a pair that is not its record's
+# best match among the candidates is less likely a match, whatever its absolute similarity.
+RANKED = ("emb_cosine", "title_idf_jaccard", "title_token_set", "title_idf_containment", "title_partial_ratio")
+FEATURE_NAMES += [f"{name}_gap_{side}" for name in RANKED for side in ("left", "right")]
 
+# Core-title IDF Jaccard from which two listings count as the same product line.
+DIFFERS_ONLY_CORE_SIM = 0.75
+_PAIR_FEATURES = [n for n in FEATURE_NAMES if "_gap_" not in n]  # computed pair by pair, the rest across pairs
 CHUNK_PAIRS = 200_000
 _EMB_BLOCK = 8192
 _DESC_CHARS = 300
@@ -60,6 +69,7 @@ class _Side:
     present: dict[str, np.ndarray]  # whether each text is there
     compact: dict[str, pl.Series]  # title (plus models) and description without spaces, searched for models
     idf_sum: np.ndarray  # IDF mass of each title's tokens
+    core_idf_sum: np.ndarray  # IDF mass of each core title's tokens
 
 
 def _side_frame(attrs: pl.DataFrame) -> pl.DataFrame:
@@ -85,6 +95,12 @@ def _side_frame(attrs: pl.DataFrame) -> pl.DataFrame:
         pl.col("attr_quantity").alias("quantity"),
         pl.col("attr_colors").alias("colors"),
         comparable_sizes(attrs).alias("sizes"),
+        # Numbers of the core title, up to 4 digits (longer ones are codes): versions, years, line numbers.
+        # "v17.0", "17" and "deluxe17" all give 17; "6.x" gives 6.
+        pl.col("attr_core").str.replace_all(r"(\d)\.(?:0+|x)\b", "${1}").str.replace_all("[a-z]+", " ")
+        .str.extract_all(r"\b\d{1,4}(?:\.\d+)?\b").list.unique().alias("core_numbers"),
+        pl.col("attr_title").str.extract_all(EDITION_RE)
+        .list.eval(pl.element().replace_strict(EDITION_SURFACE)).list.unique().alias("editions"),
     )
 
 
@@ -114,7 +130,9 @@ class _Vocab:
 
 def _sides(frames: list[pl.DataFrame], idf: TokenIdf) -> tuple[list[_Side], _Vocab]:
     """Build each side with tokens replaced by 64-bit hashes (cheap set operations) and the title vocabulary."""
-    words = pl.concat([f.select(pl.col("tokens").explode(empty_as_null=False)) for f in frames]).drop_nulls().unique()
+    words = pl.concat([
+        f.select(pl.concat_list("tokens", "core_tokens").explode(empty_as_null=False).alias("tokens")) for f in frames
+    ]).drop_nulls().unique()
     words = words.with_columns(pl.col("tokens").hash(_HASH_SEED).alias("h")).sort("h")
     vocab = _Vocab(
         hashes=words["h"].to_numpy(),
@@ -132,22 +150,25 @@ def _sides(frames: list[pl.DataFrame], idf: TokenIdf) -> tuple[list[_Side], _Voc
             present={c: (f[c].is_not_null() & (f[c] != "")).to_numpy() for c in _TEXTS},
             compact={"title": f["compact_title"], "desc": f["compact_desc"]},
             idf_sum=vocab.stats(hashed["tokens"])[0],
+            core_idf_sum=vocab.stats(hashed["core_tokens"])[0],
         ))
     return sides, vocab
 
 
-def _fuzz(l: _Side, r: _Side, li: np.ndarray, ri: np.ndarray, text: str, scorer) -> np.ndarray:
-    """Row-wise rapidfuzz score in [0, 1]; NaN where either side lacks the text."""
-    scores = process.cpdist(l.texts[text][li], r.texts[text][ri], scorer=scorer, workers=-1, dtype=np.float32) / 100
+def _fuzz(l: _Side, r: _Side, li: np.ndarray, ri: np.ndarray, text: str, scorer, scale: float = 100) -> np.ndarray:
+    """Row-wise rapidfuzz score divided by ``scale`` (the scorer's maximum); NaN where either side lacks the text."""
+    scores = process.cpdist(l.texts[text][li], r.texts[text][ri], scorer=scorer, workers=-1, dtype=np.float32) / scale
     scores[~(l.present[text][li] & r.present[text][ri])] = np.nan
     return scores
 
 
-def _overlap(a: str, b: str) -> pl.Expr:
-    """Jaccard overlap of two list columns; null when either list is empty."""
+def _overlap(a: str, b: str, of=None) -> pl.Expr:
+    """Shared values of two list columns over their union (Jaccard), or over ``of`` of the two lengths
+    (``pl.min_horizontal``: containment of the shorter); null when either list is empty."""
     inter = pl.col(a).list.set_intersection(pl.col(b)).list.len()
-    union = pl.col(a).list.set_union(pl.col(b)).list.len()
-    return pl.when((pl.col(a).list.len() > 0) & (pl.col(b).list.len() > 0)).then(inter / union)
+    lens = pl.col(a).list.len(), pl.col(b).list.len()
+    den = pl.col(a).list.set_union(pl.col(b)).list.len() if of is None else of(*lens)
+    return pl.when((lens[0] > 0) & (lens[1] > 0)).then(inter / den)
 
 
 def _equal(a: str, b: str) -> pl.Expr:
@@ -202,8 +223,8 @@ def _chunk_features(
     lists = both.select(
         pl.col("l_tokens").list.set_intersection("r_tokens").alias("inter"),
         pl.col("l_tokens").list.set_symmetric_difference("r_tokens").alias("sym"),
-        pl.col("l_core_tokens").list.set_intersection("r_core_tokens").list.len().alias("core_inter"),
-        pl.col("l_core_tokens").list.set_symmetric_difference("r_core_tokens").list.len().alias("core_sym"),
+        pl.col("l_core_tokens").list.set_intersection("r_core_tokens").alias("core_inter"),
+        pl.col("l_core_tokens").list.set_symmetric_difference("r_core_tokens").alias("core_sym"),
         pl.col("l_tokens").list.len().alias("n_l"),
         pl.col("r_tokens").list.len().alias("n_r"),
         _overlap("l_desc_tokens", "r_desc_tokens").alias("desc_jaccard"),
@@ -229,8 +250,11 @@ def _chunk_features(
     n_inter = lists["inter"].list.len().to_numpy().astype(np.float64)
     n_sym = lists["sym"].list.len().to_numpy().astype(np.float64)
     n_l, n_r = lists["n_l"].to_numpy().astype(np.float64), lists["n_r"].to_numpy().astype(np.float64)
-    core_inter = lists["core_inter"].to_numpy().astype(np.float64)
-    core_sym = lists["core_sym"].to_numpy().astype(np.float64)
+    core_inter = lists["core_inter"].list.len().to_numpy().astype(np.float64)
+    core_sym = lists["core_sym"].list.len().to_numpy().astype(np.float64)
+    core_inter_sum = vocab.stats(lists["core_inter"])[0]
+    _, core_sym_max, _ = vocab.stats(lists["core_sym"])
+    core_idf_jaccard = _ratio(core_inter_sum, ls.core_idf_sum[li] + rs.core_idf_sum[ri] - core_inter_sum)
     l_idf, r_idf = ls.idf_sum[li], rs.idf_sum[ri]
     has_tokens = (n_l > 0) & (n_r > 0)
 
@@ -246,6 +270,9 @@ def _chunk_features(
         "title_partial_ratio": _fuzz(ls, rs, li, ri, "title", fuzz.partial_ratio),
         "core_ratio": _fuzz(ls, rs, li, ri, "core", fuzz.ratio),
         "core_jaccard": _ratio(core_inter, core_inter + core_sym),
+        "core_token_set": _fuzz(ls, rs, li, ri, "core", fuzz.token_set_ratio),
+        "core_idf_jaccard": core_idf_jaccard,
+        "core_idf_max_unshared": np.where(core_inter + core_sym > 0, core_sym_max, np.nan),
         "title_jaccard": _ratio(n_inter, n_inter + n_sym),
         "title_containment": np.where(has_tokens, _ratio(n_inter, np.minimum(n_l, n_r)), np.nan),
         "title_idf_jaccard": _ratio(inter_sum, l_idf + r_idf - inter_sum),
@@ -255,6 +282,8 @@ def _chunk_features(
         "title_idf_unshared": l_idf + r_idf - 2 * inter_sum,
         "title_len_ratio": np.where(has_tokens, _ratio(np.minimum(n_l, n_r), np.maximum(n_l, n_r)), np.nan),
         "numbers_jaccard": _ratio(inter_digits, inter_digits + sym_digits),
+        "core_numbers_containment": _overlap("l_core_numbers", "r_core_numbers", pl.min_horizontal),
+        "edition_agree": _overlap("l_editions", "r_editions"),
         "brand_sim": _fuzz(ls, rs, li, ri, "brand", fuzz.ratio),
         "brand_in_title": lists["brand_in_title"],
         "desc_jaccard": lists["desc_jaccard"],
@@ -266,6 +295,8 @@ def _chunk_features(
         ),
         "model_agree": pl.when(model_both).then((model_inter > 0).cast(pl.Float32)),
         "model_sim": _fuzz(ls, rs, li, ri, "model_text", fuzz.token_set_ratio),
+        # Shared leading characters of the model numbers: siblings of one line share a stem ("cb49251"/"cb49252").
+        "model_prefix": _fuzz(ls, rs, li, ri, "model_text", Prefix.normalized_similarity, scale=1),
         "model_in_other_title": _model_in_other(l, r, ls, rs, li, ri, "title"),
         "model_in_other_desc": _model_in_other(l, r, ls, rs, li, ri, "desc"),
         "gtin_agree": _equal("l_gtin", "r_gtin"),
@@ -273,12 +304,15 @@ def _chunk_features(
         "quantity_agree": _equal("l_quantity", "r_quantity"),
         "color_agree": _overlap("l_colors", "r_colors"),
         "size_agree": _overlap("l_sizes", "r_sizes"),
-        # Same title once colour and size words are gone, yet the listings are not identical.
-        "differs_only_color_size": (pl.lit(core_sym == 0) & (pl.lit(n_sym > 0) | attrs_differ)).cast(pl.Float32),
+        # Nearly the same title once colour and size words are gone (IDF-weighted, so rewording with
+        # common words still counts), yet colours or sizes differ.
+        "differs_only_color_size": (
+            pl.lit(np.nan_to_num(core_idf_jaccard) >= DIFFERS_ONLY_CORE_SIM) & attrs_differ
+        ).cast(pl.Float32),
         **{f"blocker_{b}": pl.lit(blockers).list.contains(b).cast(pl.Float32) for b in BLOCKERS},
     }
     as_expr = {k: pl.lit(pl.Series(v)) if isinstance(v, (np.ndarray, pl.Series)) else v for k, v in exprs.items()}
-    feats = both.select(as_expr[name].cast(pl.Float32).fill_null(np.nan).alias(name) for name in FEATURE_NAMES)
+    feats = both.select(as_expr[name].cast(pl.Float32).fill_null(np.nan).alias(name) for name in _PAIR_FEATURES)
     return pl.concat([pairs, feats], how="horizontal")
 
 
@@ -291,6 +325,32 @@ def _row_index(ids: pl.Series, frame: pl.DataFrame, side: str) -> np.ndarray:
         bad = found.is_null().arg_max()
         raise CatalogError("<pairs>", f"id {ids[bad]!r} is not in the {side} records", row=bad + 1, column=f"{side}_id")
     return found.to_numpy().astype(np.int64)
+
+
+def best_gaps(feats: pl.DataFrame, one_catalog: bool) -> pl.DataFrame:
+    """Each RANKED score minus the best score among all pairs of the left (right) record; 0 for that best pair.
+
+    pair_features applies it to the pairs it is given; a caller that computes features chunk by chunk
+    calls it again on all chunks together so every record's pairs are compared. In one catalog a
+    record's pairs are those it is on either side of; across two sources, those of its own side.
+    NaN where the score is missing.
+    """
+    scores = [pl.col(n).fill_nan(None) for n in RANKED]
+    if one_catalog:
+        ends = pl.concat([feats.select(pl.col(end).alias("id"), *scores) for end in ("left_id", "right_id")])
+        best = ends.group_by("id").agg(pl.all().max()).rename(lambda c: c if c == "id" else f"_best_{c}")
+        keyed = feats.select("left_id", "right_id", *scores)
+        for end, side in (("left_id", "left"), ("right_id", "right")):
+            keyed = keyed.join(best, left_on=end, right_on="id", how="left", maintain_order="left").with_columns(
+                (pl.col(n) - pl.col(f"_best_{n}")).alias(f"{n}_gap_{side}") for n in RANKED
+            ).drop(f"_best_{n}" for n in RANKED)
+    else:
+        keyed = feats.select("left_id", "right_id", *scores).with_columns(
+            (pl.col(n) - pl.col(n).max().over(end)).alias(f"{n}_gap_{side}")
+            for n in RANKED for end, side in (("left_id", "left"), ("right_id", "right"))
+        )
+    gaps = [n for n in FEATURE_NAMES if "_gap_" in n]
+    return feats.with_columns(keyed.select(pl.col(g).cast(pl.Float32).fill_null(np.nan) for g in gaps))
 
 
 def pair_features(
@@ -314,4 +374,4 @@ def pair_features(
                 pairs.slice(start, stop - start), ls, rs, cl, cr, _cosine(left_emb, right_emb, cl, cr), vocab
             ))
             progress.advance(task, stop - start)
-    return pl.concat(chunks)
+    return best_gaps(pl.concat(chunks), left is right).select(*pairs.columns, *FEATURE_NAMES)

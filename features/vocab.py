@@ -15,9 +15,13 @@ COLORS: dict[str, tuple[str, ...]] = {
     "white": ("white", "wht", "pure white", "blanco", "blanca", "blanc", "weiss"),
     "ivory": ("ivory", "cream", "off white", "crema", "marfil", "hueso"),
     "grey": (
-        "grey", "gray", "gry", "gris", "charcoal", "carbon", "graphite", "grafito", "heather grey", "heather gray",
-        "light grey", "light gray", "dark grey", "dark gray", "space grey", "space gray",
-        "gris claro", "gris oscuro", "gris espacial", "anthracite", "antracita",
+        "grey", "gray", "gry", "gris", "heather grey", "heather gray", "light grey", "light gray", "gris claro",
+        "space grey", "space gray", "gris espacial",
+    ),
+    # Catalogs sell charcoal and olive next to grey and green as separate colours.
+    "charcoal": (
+        "charcoal", "charcoal grey", "charcoal gray", "carbon", "graphite", "grafito", "dark grey", "dark gray",
+        "gris oscuro", "gris carbon", "anthracite", "antracita",
     ),
     "silver": ("silver", "slvr", "plata", "plateado", "plateada", "chrome", "cromo", "argent"),
     "gold": ("gold", "golden", "oro", "dorado", "dorada"),
@@ -27,7 +31,8 @@ COLORS: dict[str, tuple[str, ...]] = {
     "pink": ("pink", "pnk", "hot pink", "rosa", "rosado", "rosada", "fuchsia", "fucsia", "magenta"),
     "orange": ("orange", "naranja", "anaranjado", "anaranjada"),
     "yellow": ("yellow", "ylw", "amarillo", "amarilla", "mustard", "mostaza", "gelb"),
-    "green": ("green", "grn", "verde", "olive", "oliva", "verde oliva", "dark green", "forest green", "mint", "menta"),
+    "green": ("green", "grn", "verde", "dark green", "forest green", "mint", "menta"),
+    "olive": ("olive", "olive green", "oliva", "verde oliva"),
     "teal": ("teal", "turquoise", "turquesa", "verde azulado", "aqua", "cyan", "cian"),
     "blue": ("blue", "azul", "indigo", "royal blue", "azul rey", "cobalt", "cobalt blue", "bleu", "blau"),
     "light blue": ("light blue", "sky blue", "baby blue", "celeste", "azul claro", "azul cielo"),
@@ -50,6 +55,30 @@ COLOR_STOP_PHRASES: tuple[str, ...] = (
     "blue tooth", "orange county", "silver surfer", "gold edition", "goldeneye", "silver edition",
     "clear view", "clearview", "clear type", "cleartype",
 )
+
+# Edition words: canonical -> surface forms. Two listings naming different editions of a product
+# (software "standard" vs "professional", "mac" vs "win") are different products.
+EDITIONS: dict[str, tuple[str, ...]] = {
+    "standard": ("standard", "std", "estandar"),
+    "professional": ("professional", "pro", "profesional"),
+    "deluxe": ("deluxe", "dlx"),
+    "premium": ("premium", "premier"),
+    "home": ("home", "hogar"),
+    "basic": ("basic", "basico"),
+    "ultimate": ("ultimate",),
+    "enterprise": ("enterprise",),
+    "business": ("business", "small business"),
+    "academic": ("academic", "education", "edu", "student", "teacher", "estudiante"),
+    "upgrade": ("upgrade", "upg", "actualizacion"),
+    "oem": ("oem",),
+    "mac": ("mac", "macintosh", "osx", "os x"),
+    "windows": ("windows", "win", "pc"),
+    "server": ("server",),
+    "express": ("express",),
+    "plus": ("plus",),
+    "lite": ("lite",),
+    "trial": ("trial",),
+}
 
 # Letter sizes: surface form -> canonical.
 LETTER_SIZES: dict[str, str] = {
@@ -99,6 +128,9 @@ COLOR_SURFACE: dict[str, str] = {surface: canon for canon, forms in COLORS.items
 COLOR_RE = r"\b(?:" + alternation(list(COLOR_SURFACE)) + r")\b"
 COLOR_STOP_RE = r"\b(?:" + alternation(COLOR_STOP_PHRASES) + r")\b"
 
+EDITION_SURFACE: dict[str, str] = {surface: canon for canon, forms in EDITIONS.items() for surface in forms}
+EDITION_RE = r"\b(?:" + alternation(list(EDITION_SURFACE)) + r")\b"
+
 _NUM = r"\d{1,2}(?:\.5)?"
 _SHOE = (
     r"(?:eur? ?(?:1[6-9]|[2-4]\d|5[0-2])|(?:us|usa) ?(?:1\d|20|\d)|uk ?(?:1\d|2[0-8]|[1-9]))(?:\.5)?"
@@ -108,7 +140,10 @@ _ANY_LETTER = alternation(list(LETTER_SIZES))
 # Baby-wear ranges written with a bare "m" ("6-12m") must be usual ranges, since "1-20m" is a length.
 _MONTH_RANGE = r"(?:0|1|3|6|9|12|18|24) (?:3|6|9|12|18|24|36) ?m"
 _MONTHS = (r"\d{1,2} \d{1,2} ?" + MONTH_WORDS, _MONTH_RANGE, r"\d{1,2} ?" + MONTH_WORDS)
-_WAIST = (r"w ?\d{2} ?l ?\d{2}", r"cintura \d{2} largo \d{2}", r"(?:2[4-9]|3\d|4[0-8]) ?x ?(?:2[6-9]|3[0-8])")
+_WAIST = (
+    r"w ?\d{2} ?l ?\d{2}", r"cintura \d{2} largo \d{2}", r"(?:2[4-9]|3\d|4[0-8]) ?x ?(?:2[6-9]|3[0-8])",
+    r"\d{2} ?w ?x? ?\d{2} ?l",
+)
 _SIZE_PARTS = (
     # "size m", "talla 42", "size eu 44", "talla 6 12 meses"
     _KEYWORD + r" (?:" + _KEYWORD + r" )?(?:" + "|".join(_MONTHS + _WAIST + (_SHOE, _ANY_LETTER, _NUM)) + r")",
@@ -125,7 +160,6 @@ SIZE_RE = r"\b(?:" + "|".join(_SIZE_PARTS) + r")\b"
 # Forms accepted only as a whole size-column value: "32/30", "30W x 34L", "9 1/2", "25 cm", "16 x 28 in".
 _COLUMN_ONLY = (
     r"(?:2[4-9]|3\d|4[0-8]) (?:2[6-9]|3[0-8])",
-    r"\d{2} ?w ?x? ?\d{2} ?l",
     r"\d{1,2} 1 2",
     r"\d{1,3}(?:\.\d)?(?: ?x ?\d{1,3}(?:\.\d)?)? ?(?:in|inch|inches|pulgadas?|cm)",
 )
@@ -133,12 +167,18 @@ _COLUMN_ONLY = (
 SIZE_VALUE_RE = (
     r"^(?:" + _KEYWORD + r" )?(?:" + "|".join(_MONTHS + _WAIST + _COLUMN_ONLY + (_SHOE, _ANY_LETTER, _NUM)) + r")$"
 )
-# A bare s/m/l is a size only between a word and a colour ("hoodie m black") or after a final colour;
-# these rewrites give it the "size" keyword so SIZE_RE sees it.
+# Punctuation that separates the parts of a title ("Shirt, Olive, L" / "Sheets | Full" / "Pan - 30 cm").
+# A part that is nothing but colours and a size-column value is a size, however bare ("full", "11"),
+# and so is what follows a part's last colour (AFTER_LAST_COLOR_RE).
+TITLE_PART_SEPARATORS = r"\s*[,|;()\[\]]\s*|\s+[-\u2013\u2014]\s+|\s+by\s+"
+# A bare s/m/l between a word and a colour ("hoodie m black") is a size; this rewrite gives it the
+# "size" keyword so SIZE_RE sees it.
 BARE_SIZE_REWRITES: tuple[tuple[str, str], ...] = (
     (r"\b([a-z]{2,}) ([sml]) (" + alternation(list(COLOR_SURFACE)) + r")\b", "${1} size ${2} ${3}"),
-    (r"\b(" + alternation(list(COLOR_SURFACE)) + r") ([sml])$", "${1} size ${2}"),
 )
+# What follows the last colour of a title part; a size when it is a whole size value, however bare
+# ("... Off-White Full", "Sneakers red 7.5", "Skillet Gris 20 cm").
+AFTER_LAST_COLOR_RE = r"^.*" + COLOR_RE + r" (.+)$"
 
 # Size conversions used when two listings' sizes are compared (features.attributes.comparable_sizes).
 # Men's shoes, EU -> US (UK is US - 1); dresses are US n = EU n + 32.

@@ -26,6 +26,7 @@ import numpy as np
 import polars as pl
 from rich.progress import Progress
 
+from features.attributes import comparable_sizes
 from features.records import CatalogError
 from matching.settings import ClusterSettings
 
@@ -305,6 +306,9 @@ def _check_attrs(attrs: pl.DataFrame, settings: ClusterSettings) -> pl.DataFrame
             raise CatalogError(ATTRS_SOURCE, f"must be a list column, not {attrs.schema[col]}", column=col)
     if attrs["id"].is_duplicated().any():
         raise CatalogError(ATTRS_SOURCE, "ids are not unique", column="id")
+    if "attr_sizes" in settings.conflict_attributes:
+        # Sizes in one system, so "US 12" and "EU 44" of one product are no conflict.
+        attrs = attrs.with_columns(comparable_sizes(attrs).alias("attr_sizes"))
     return attrs.select("id", "attr_brand", *settings.conflict_attributes).sort("id")
 
 

@@ -16,6 +16,8 @@ import numpy as np
 import polars as pl
 from rich.progress import Progress
 
+from features.pairs import RANKED
+
 TOP_REASONS = 3
 TOP_AGAINST = 2
 CONTRIBUTION_CHUNK = 2_000
@@ -185,12 +187,23 @@ def _blocker(name: str) -> Phrase:
     return _flag(f"proposed by the {name} blocker", f"not proposed by the {name} blocker", f"{name} blocker unknown")
 
 
+def _gap(name: str, side: str) -> Phrase:
+    what = name.replace("_", " ")
+    return _score(f"{what} {{}} from the best candidate of the {side} record", f"{what} missing")
+
+
 PHRASES: dict[str, Phrase] = {
     "title_ratio": _share("titles {} alike (characters)", "title missing"),
     "title_token_set": _share("titles {} alike (shared words)", "title missing"),
     "title_partial_ratio": _share("titles {} alike (best partial match)", "title missing"),
     "core_ratio": _share("titles without colour/size {} alike", "title missing"),
     "core_jaccard": _share("titles without colour/size share {} of words", "no words left without colour/size"),
+    "core_token_set": _share("titles without colour/size {} alike (shared words)",
+                             "no words left without colour/size"),
+    "core_idf_jaccard": _share("titles without colour/size share {} of word weight",
+                               "no words left without colour/size"),
+    "core_idf_max_unshared": _share("rarest word outside colour/size not in both is {} as rare as an unseen one",
+                                    "no words left without colour/size"),
     "title_jaccard": _share("titles share {} of words", "title missing"),
     "title_containment": _share("{} of the shorter title's words are in the other", "title missing"),
     "title_idf_jaccard": _share("titles share {} of word weight (rare words weigh more)", "title missing"),
@@ -200,6 +213,9 @@ PHRASES: dict[str, Phrase] = {
     "title_idf_unshared": _score("unshared word weight {} (in unseen-word units)", "title missing"),
     "title_len_ratio": _share("title lengths {} alike", "title missing"),
     "numbers_jaccard": _share("titles share {} of their numbers", "no numbers in either title"),
+    "core_numbers_containment": _share("{} of the numbers (versions, years) of one title are in the other",
+                                   "no numbers in one of the titles without colour/size"),
+    "edition_agree": _share("editions named (standard, pro, mac...) {} alike", "no edition named on one side"),
     "brand_sim": _share("brands {} alike", "brand missing on one side"),
     "brand_in_title": _flag("brand appears in the other title", "brand absent from the other title", "no brand"),
     "desc_jaccard": _share("descriptions share {} of words", "description missing on one side"),
@@ -208,14 +224,19 @@ PHRASES: dict[str, Phrase] = {
     "ann_cosine": _score("nearest-neighbour similarity {}", "not proposed as a nearest neighbour"),
     "price_ratio": _price_phrase,
     "model_agree": _model_phrase,
+    "model_sim": _share("model numbers {} alike", "no model number on one side"),
+    "model_prefix": _share("model numbers share {} of their leading characters", "no model number on one side"),
     "model_in_other_title": _flag("a model number appears in the other title", "no model number in the other title",
                                   "no model number on either side"),
+    "model_in_other_desc": _flag("a model number appears in the other description",
+                                 "no model number in the other description", "no model number or description"),
     "gtin_agree": _flag("same GTIN", "GTINs differ", "GTIN missing on one side"),
     "capacity_agree": _list_agreement("attr_capacity", "capacity"),
     "quantity_agree": _flag("same pack quantity", "pack quantities differ", "pack quantity missing on one side"),
     "color_agree": _list_agreement("attr_colors", "colour"),
     "size_agree": _list_agreement("attr_sizes", "size"),
     "differs_only_color_size": _only_colour_size,
+    **{f"{name}_gap_{side}": _gap(name, side) for name in RANKED for side in ("left", "right")},
 }
 
 

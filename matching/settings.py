@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from features.settings import Settings
 
@@ -14,23 +14,53 @@ class MatcherSettings(Settings):
 
     mode: Literal["multiclass", "binary"] = "multiclass"
     seed: int = 0
-    num_boost_round: int = Field(600, ge=1)
+    # Defaults chosen on the validation splits of abt-buy and amazon-google (small trees, half the
+    # features per tree, unweighted classes did best there; see data/model/README.md).
+    num_boost_round: int = Field(2000, ge=1)
     learning_rate: float = Field(0.05, gt=0)
-    num_leaves: int = Field(31, ge=2)
+    num_leaves: int = Field(15, ge=2)
     min_data_in_leaf: int = Field(20, ge=1)
-    feature_fraction: float = Field(0.9, gt=0, le=1)
-    early_stopping_rounds: int = Field(50, ge=1)
+    feature_fraction: float = Field(0.5, gt=0, le=1)
+    early_stopping_rounds: int = Field(100, ge=1)
     valid_fraction: float = Field(0.2, gt=0, lt=1)
-    class_weight: Literal["balanced", "none"] = "balanced"
+    class_weight: Literal["balanced", "none"] = "none"
+    # Fixed for reproducibility; one thread because OpenMP spin-waits on a busy shared machine
+    # made two threads ~100x slower, and training sets (candidate pairs) are small.
+    num_threads: int = Field(1, ge=1)
+    # Share of the target taken from teacher probabilities when train_matcher gets teacher_proba.
+    teacher_weight: float = Field(0.5, ge=0, le=1)
 
 
 class ClusterSettings(Settings):
-    """Thresholds of the two-level clustering."""
+    """Thresholds of the two-level clustering (average linkage with attribute constraints)."""
 
-    duplicate_threshold: float = Field(0.5, ge=0, le=1)
-    family_threshold: float = Field(0.5, ge=0, le=1)
-    weakest_link_floor: float = Field(0.3, ge=0, le=1)
+    # Two duplicate groups merge only while the mean p_duplicate over all their cross pairs is at least this.
+    duplicate_threshold: float = Field(0.5, gt=0, le=1)
+    # Two families merge only while the mean p_duplicate + p_variant over all their cross pairs is at least this.
+    family_threshold: float = Field(0.6, gt=0, le=1)
+    # A cross pair blocking never proposed counts as this probability: low enough that a chain of
+    # pairwise links does not merge records that were never compared.
+    unscored_weight: float = Field(0.25, ge=0, lt=1)
+    # How much such a pair weighs against a scored one. Duplicates are near-identical, so blocking
+    # proposes almost all their pairs; variants differ more and blocking proposes fewer of them.
+    duplicate_unscored_share: float = Field(1.0, ge=0, le=1)
+    family_unscored_share: float = Field(0.3, ge=0, le=1)
+    # A group or family may span two known brands only when the merge's mean linkage reaches this.
     cross_brand_threshold: float = Field(0.97, ge=0, le=1)
+    # Records whose values are both known and disjoint in any of these columns never share a duplicate group.
+    # attr_models is left out by default: listings add colour/region suffixes (PM1327BK vs PM1327), so
+    # exact disjointness vetoed 19% of true Abt-Buy duplicate pairs.
+    conflict_attributes: list[str] = Field(default_factory=lambda: ["attr_colors", "attr_sizes", "attr_capacity"])
+    # A scored pair at or above this p_duplicate may share a group despite conflicting attributes:
+    # the matcher saw those attributes, so such a conflict is more likely an extraction slip
+    # ("blk" vs "black", "30 34" vs "30x34"). 1.0 makes the attribute veto absolute.
+    conflict_override: float = Field(0.7, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _unscored_below_thresholds(self) -> ClusterSettings:
+        if self.unscored_weight >= min(self.duplicate_threshold, self.family_threshold):
+            raise ValueError("unscored_weight must be below duplicate_threshold and family_threshold")
+        return self
 
 
 class GateSettings(Settings):

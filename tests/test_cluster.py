@@ -129,6 +129,14 @@ def test_confident_pair_overrides_an_attribute_slip_but_not_a_weaker_conflict():
         frozenset("a"), frozenset("b"), frozenset("c")}
 
 
+def test_sizes_are_compared_in_one_system():
+    # A dress listed as US 12 in one shop and EU 44 in another is one size; US 14 is another.
+    recs = attrs({"id": "a", "sizes": ["us12"]}, {"id": "b", "sizes": ["eu44"]}, {"id": "c", "sizes": ["us14"]})
+    strict = ClusterSettings(conflict_override=1.0)
+    pairs = scored(("a", "b", 0.9, 0.05), ("b", "c", 0.9, 0.05), ("a", "c", 0.9, 0.05))
+    assert partition(cluster_records(recs, pairs, strict), "group_key") == {frozenset("ab"), frozenset("c")}
+
+
 def test_overlapping_colour_lists_do_not_conflict():
     recs = attrs({"id": "a", "colors": ["black", "white"]}, {"id": "b", "colors": ["white"]})
     out = cluster_records(recs, scored(("a", "b", 0.9, 0.05)), ClusterSettings())

@@ -23,7 +23,7 @@ CASES = [
     ("Chaz Kangeroo Hoodie-XS-Black", "Black", "XS", None, ["black"], ["xs"], [], [], None),
     ("Chaz Kangeroo Hoodie-M-Gray", None, None, None, ["grey"], ["m"], [], [], None),
     ("Camiseta básica talla M gris", None, None, None, ["grey"], ["m"], [], [], None),
-    ("Camiseta básica", "Gris oscuro", "Talla L", None, ["grey"], ["l"], [], [], None),
+    ("Camiseta básica", "Gris oscuro", "Talla L", None, ["charcoal"], ["l"], [], [], None),
     ("Dockers Chinos W32 L34 Navy Blue", None, None, None, ["navy"], ["32x34"], [], [], None),
     ("Vaqueros Corte Slim, Azul Oscuro, 32x34", None, None, None, ["dark wash"], ["32x34"], [], [], None),
     ("Pantalón chino 32x34 beige", None, None, None, ["beige"], ["32x34"], [], [], None),
@@ -60,6 +60,13 @@ CASES = [
     ("Camisa Oxford", "Verde azulado", "XG", None, ["teal"], ["xl"], [], [], None),
     ("Infant Onesie, 7-Pack", None, "0-1 Months", None, [], ["newborn"], [], [], 7),
     ("Frying Pan", "Gray", "30 cm", None, ["grey"], ["30cm"], [], [], None),
+    # a title part holding only colours and a size names the size, however bare
+    ("Premium Percale Sheets, 600TC, Dark Gray, Full", None, None, None, ["charcoal"], ["full"], [], [], None),
+    ("Riveted Straight Jeans | black | 32W x 30L", None, None, None, ["black"], ["32x30"], [], [], None),
+    ("Kinetica Road 4 Sneakers, Mens, 11", None, None, None, [], ["11"], [], [], None),
+    ("Camisa Slim Fit, Verde Oliva, CH", None, None, None, ["olive"], ["s"], [], [], None),
+    ("Sheet Set 600TC Off-White Full by Hearth & Home", None, None, None, ["ivory"], ["full"], [], [], None),
+    ("Hard-Anodized Frying Pan - black 30 cm", None, None, None, ["black"], ["30cm"], [], ["30cm"], None),
 ]
 
 

@@ -146,3 +146,60 @@ def test_two_sources_and_chunking_agree(attrs: pl.DataFrame, monkeypatch: pytest
 def test_unknown_id_is_an_input_error(attrs: pl.DataFrame) -> None:
     with pytest.raises(CatalogError, match="right_id"):
         pair_features(_pairs([("n1", "nope")]), attrs, attrs, None, None, TokenIdf.fit(attrs["title"]))
+
+
+def _catalog(titles: list[str]) -> pl.DataFrame:
+    return extract_attributes(conform(pl.DataFrame({"id": [f"r{i}" for i in range(len(titles))], "title": titles})))
+
+
+def test_differs_only_in_colour_or_size_survives_rewording() -> None:
+    # Filler listings make "shirt", "slim", "fit" and "mens" common words, as in a real catalog.
+    filler = [f"Brand{i} Slim Fit Mens Shirt Basic" for i in range(30)]
+    attrs = _catalog([
+        "Alpine Flannel Slim Fit Shirt, Olive, XL", "Alpine Flannel Slim-Fit Mens Shirt - Black - S",
+        "Alpine Poplin Regular Shirt, Black, S", *filler,
+    ])
+    reworded, other_line = _features(attrs, [("r0", "r1"), ("r0", "r2")])
+    assert reworded["differs_only_color_size"] == 1.0
+    assert reworded["color_agree"] == 0.0 and reworded["size_agree"] == 0.0
+    assert reworded["core_idf_jaccard"] > other_line["core_idf_jaccard"]
+    assert other_line["differs_only_color_size"] == 0.0
+    assert other_line["core_idf_max_unshared"] > reworded["core_idf_max_unshared"]
+
+
+def test_versions_editions_and_model_stems() -> None:
+    attrs = _catalog([
+        "PrintMaster Platinum v 17.0", "print master platinum v17", "Math Success Deluxe 2007",
+        "Math Success Deluxe 2008", "Office 2004 Standard Upgrade", "Office 2004 Std Upgrade",
+        "Office 2004 Professional",
+        "Sheet Set CB49251", "Sheet Set CB49252", "Sheet Set XY10000",
+    ])
+    same_v, years, std, pro, stem, other = _features(
+        attrs, [("r0", "r1"), ("r2", "r3"), ("r4", "r5"), ("r4", "r6"), ("r7", "r8"), ("r7", "r9")])
+    assert same_v["core_numbers_containment"] == 1.0 and years["core_numbers_containment"] == 0.0
+    assert std["edition_agree"] == 1.0 and pro["edition_agree"] == 0.0
+    assert _nan(same_v["edition_agree"])  # no edition named
+    assert stem["model_prefix"] == pytest.approx(6 / 7) and other["model_prefix"] == 0.0
+
+
+def test_scores_relative_to_each_records_best_candidate(attrs: pl.DataFrame) -> None:
+    rng = np.random.default_rng(5)
+    emb = rng.normal(size=(attrs.height, 8)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    rows = [("s1", "s2"), ("s1", "s3"), ("n1", "s1"), ("h1", "h2")]
+    out = pair_features(_pairs(rows), attrs, attrs, emb, emb, TokenIdf.fit(attrs["title"]))
+    cos = out["emb_cosine"].to_numpy()
+    # One catalog: s1's pairs are the three it is on either side of.
+    best_s1 = cos[:3].max()
+    assert out["emb_cosine_gap_left"].to_numpy()[:2] == pytest.approx(cos[:2] - best_s1, abs=1e-6)
+    assert out["emb_cosine_gap_right"][2] == pytest.approx(cos[2] - best_s1, abs=1e-6)
+    assert out["emb_cosine_gap_left"][3] == 0.0 and out["emb_cosine_gap_right"][3] == 0.0
+    assert (out.select(pl.col("^.*_gap_.*$")).to_numpy() <= 1e-6).all()
+    # Two sources: a record's pairs are those of its own side only.
+    left, right = attrs.filter(pl.col("id").is_in(["s1", "n1"])), attrs.filter(pl.col("id").is_in(["s2", "s3"]))
+    link = pair_features(_pairs([("s1", "s2"), ("s1", "s3"), ("n1", "s2")]), left, right, None, None,
+                         TokenIdf.fit(attrs["title"]))
+    sim = link["title_token_set"].to_numpy()
+    assert link["title_token_set_gap_left"].to_numpy()[:2] == pytest.approx(sim[:2] - sim[:2].max(), abs=1e-6)
+    assert link["title_token_set_gap_right"][0] == pytest.approx(sim[0] - max(sim[0], sim[2]), abs=1e-6)
+    assert link["title_token_set_gap_left"][2] == 0.0
