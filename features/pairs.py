@@ -327,30 +327,46 @@ def _row_index(ids: pl.Series, frame: pl.DataFrame, side: str) -> np.ndarray:
     return found.to_numpy().astype(np.int64)
 
 
-def best_gaps(feats: pl.DataFrame, one_catalog: bool) -> pl.DataFrame:
-    """Each RANKED score minus the best score among all pairs of the left (right) record; 0 for that best pair.
+def record_bests(feats: pl.DataFrame, one_catalog: bool) -> dict[str, pl.DataFrame]:
+    """Best RANKED scores per record over ``feats``; keys "left" and "right" (one table for one catalog).
 
-    pair_features applies it to the pairs it is given; a caller that computes features chunk by chunk
-    calls it again on all chunks together so every record's pairs are compared. In one catalog a
-    record's pairs are those it is on either side of; across two sources, those of its own side.
-    NaN where the score is missing.
+    Bests of several chunks combine with ``merge_bests``, so gaps can be taken over all of a run's pairs.
     """
     scores = [pl.col(n).fill_nan(None) for n in RANKED]
     if one_catalog:
         ends = pl.concat([feats.select(pl.col(end).alias("id"), *scores) for end in ("left_id", "right_id")])
-        best = ends.group_by("id").agg(pl.all().max()).rename(lambda c: c if c == "id" else f"_best_{c}")
-        keyed = feats.select("left_id", "right_id", *scores)
-        for end, side in (("left_id", "left"), ("right_id", "right")):
-            keyed = keyed.join(best, left_on=end, right_on="id", how="left", maintain_order="left").with_columns(
-                (pl.col(n) - pl.col(f"_best_{n}")).alias(f"{n}_gap_{side}") for n in RANKED
-            ).drop(f"_best_{n}" for n in RANKED)
-    else:
-        keyed = feats.select("left_id", "right_id", *scores).with_columns(
-            (pl.col(n) - pl.col(n).max().over(end)).alias(f"{n}_gap_{side}")
-            for n in RANKED for end, side in (("left_id", "left"), ("right_id", "right"))
-        )
+        best = ends.group_by("id").agg(pl.all().max())
+        return {"left": best, "right": best}
+    return {side: feats.select(pl.col(f"{side}_id").alias("id"), *scores).group_by("id").agg(pl.all().max())
+            for side in ("left", "right")}
+
+
+def merge_bests(parts: list[dict[str, pl.DataFrame]]) -> dict[str, pl.DataFrame]:
+    """Combine per-chunk bests into bests over all chunks."""
+    return {side: pl.concat([p[side] for p in parts]).group_by("id").agg(pl.all().max())
+            for side in ("left", "right")}
+
+
+def apply_gaps(feats: pl.DataFrame, bests: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """Set each ``*_gap_<side>`` to the RANKED score minus the best score of that side's record (NaN if missing)."""
+    keyed = feats.select("left_id", "right_id", *(pl.col(n).fill_nan(None) for n in RANKED))
+    for side in ("left", "right"):
+        best = bests[side].rename(lambda c: c if c == "id" else f"_best_{c}")
+        keyed = keyed.join(best, left_on=f"{side}_id", right_on="id", how="left", maintain_order="left").with_columns(
+            (pl.col(n) - pl.col(f"_best_{n}")).alias(f"{n}_gap_{side}") for n in RANKED
+        ).drop(f"_best_{n}" for n in RANKED)
     gaps = [n for n in FEATURE_NAMES if "_gap_" in n]
     return feats.with_columns(keyed.select(pl.col(g).cast(pl.Float32).fill_null(np.nan) for g in gaps))
+
+
+def best_gaps(feats: pl.DataFrame, one_catalog: bool) -> pl.DataFrame:
+    """Each RANKED score minus the best score among all pairs of the left (right) record; 0 for that best pair.
+
+    In one catalog a record's pairs are those it is on either side of; across two sources, those of
+    its own side. A caller that computes features chunk by chunk combines ``record_bests`` of all
+    chunks with ``merge_bests`` and applies them with ``apply_gaps``.
+    """
+    return apply_gaps(feats, record_bests(feats, one_catalog))
 
 
 def pair_features(
