@@ -256,7 +256,7 @@ def states_difference(name: str, value: pl.Expr, dimension: str) -> pl.Expr:
         return (value.fill_nan(0) >= 0.5) & _differs(column)
     if (name, dimension) in (("color_agree", "colour"), ("size_agree", "size")):
         return (value.fill_nan(1) < _SAME) & _differs(column)
-    return pl.lit(False)
+    return pl.repeat(False, pl.len())  # broadcasts even when no feature states a difference
 
 
 def decided_contributions(matcher: Explainable, features: pl.DataFrame, decisions: pl.Series) -> np.ndarray:
