@@ -172,13 +172,14 @@ def _run_catalog(directory: Path, settings: MatcherSettings, blocking: BlockingS
         "model": _model_summary(matcher),
         "split": {"train_records": train_records.height, "test_records": n, "seed": settings.seed},
     }
-    result["clusters"] = clock.time("cluster", _clusters, test_prep.left, scored, test_records)
+    clusters = clock.time("cluster", cluster_records, test_prep.left, scored, ClusterSettings())
+    result["clusters"] = _bcubed(clusters, test_records)
+    result["matching_from_clusters"] = _cluster_pairs_report(clusters, expected)
     return result
 
 
-def _clusters(attrs: pl.DataFrame, scored: pl.DataFrame, records: pl.DataFrame) -> dict:
+def _bcubed(clusters: pl.DataFrame, records: pl.DataFrame) -> dict:
     """B-cubed scores of duplicate groups and variant families on the test half."""
-    clusters = cluster_records(attrs, scored, ClusterSettings())
     family = pl.coalesce("family_id", "product_id") if "family_id" in records.columns else pl.col("product_id")
     truth = records.select("id", pl.col("product_id").alias("t_group"), family.alias("t_family"))
     joined = clusters.join(truth, on="id", how="left")
@@ -186,6 +187,28 @@ def _clusters(attrs: pl.DataFrame, scored: pl.DataFrame, records: pl.DataFrame) 
         "duplicate_groups": bcubed(joined["group_key"], joined["t_group"]),
         "variant_families": bcubed(joined["family_key"], joined["t_family"]),
     }
+
+
+def _cluster_pairs_report(clusters: pl.DataFrame, expected: pl.DataFrame) -> dict:
+    """P/R/F1 of the pair decisions the clusters imply: same group = duplicate, same family = variant.
+
+    These are what a catalog team acts on; unlike the pairwise scores they credit pairs that blocking
+    never proposed but clustering joined through other members.
+    """
+    def members(key: str) -> pl.DataFrame:
+        ids = clusters.select("id", key)
+        return ids.join(ids, on=key, suffix="_r").filter(pl.col("id") < pl.col("id_r")).select(
+            pl.col("id").alias("left_id"), pl.col("id_r").alias("right_id"))
+
+    same_group = members("group_key").with_columns(pl.lit("duplicate").alias("pred"))
+    same_family = members("family_key").join(same_group, on=["left_id", "right_id"], how="anti").with_columns(
+        pl.lit("variant").alias("pred"))
+    both = pl.concat([same_group, same_family]).join(expected, on=["left_id", "right_id"], how="full", coalesce=True)
+    both = both.with_columns(pl.col("pred").fill_null("distinct"), pl.col("label").fill_null("distinct"))
+    report = class_report(both["label"].to_numpy(), both["pred"].to_numpy(), MULTICLASS,
+                          positive=("duplicate", "variant"))
+    return {**{c: {k: report[c][k] for k in ("precision", "recall", "f1")} for c in ("duplicate", "variant")},
+            "macro_f1": report["macro_f1"]}
 
 
 def run_benchmark(directory: str | Path, seed: int = 0, blocking: BlockingSettings | None = None,

@@ -140,3 +140,15 @@ def test_train_from_a_labelled_pairs_file(tmp_path, blocking_file):
                                  str(FIXTURES / "pairs" / "tableB.csv"), "--labels", str(bad), "--out", str(model),
                                  "--blocking", blocking_file],
                            catch_exceptions=False)
+
+
+def test_pair_decisions_implied_by_clusters():
+    from flows.benchmark import _cluster_pairs_report
+
+    clusters = pl.DataFrame({"id": ["a", "b", "c", "d"], "group_key": ["g1", "g1", "g2", "g3"],
+                             "family_key": ["f1", "f1", "f1", "f2"]})
+    truth = pl.DataFrame({"left_id": ["a", "a", "b", "c"], "right_id": ["b", "c", "c", "d"],
+                          "label": ["duplicate", "variant", "variant", "variant"]})
+    report = _cluster_pairs_report(clusters, truth)
+    assert report["duplicate"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0}
+    assert report["variant"]["precision"] == 1.0 and report["variant"]["recall"] == pytest.approx(2 / 3)
