@@ -22,10 +22,11 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from blocking.candidates import generate_candidates
 from features.attributes import extract_attributes
 from features.idf import TokenIdf
-from features.io import frame_hash, write_json, write_table
+from features.io import file_hash, frame_hash, write_json, write_table
 from features.pairs import FEATURE_NAMES
 from features.records import load_catalog
-from flows import __version__, pipeline
+from flows import __version__, incremental, pipeline
+from flows.incremental import Blocked, Delta, Previous
 from flows.pipeline import RunResult, Side
 from flows.probe import StageProbe
 from flows.settings import DedupParams, RunnerSettings, ServeSettings
@@ -59,15 +60,32 @@ def embed_shard_task(attrs: pl.DataFrame, settings: Any) -> np.ndarray:
 
 @task(name="block", **heavy)
 def block_task(left: Side, right: Side | None, settings: Any, cache: StageCache, key: str) -> pl.DataFrame:
-    """Candidate pairs from FAISS neighbours and fuzzy keys, cached by content hash."""
+    """Candidate pairs of two sources from FAISS neighbours and fuzzy keys, cached by content hash."""
     def compute() -> pl.DataFrame:
-        pairs, report = generate_candidates(
-            left.attrs, left.emb, settings, right=None if right is None else right.attrs,
-            right_emb=None if right is None else right.emb,
-        )
+        pairs, report = generate_candidates(left.attrs, left.emb, settings, right=right.attrs, right_emb=right.emb)
         get_run_logger().info("blocking: %s", report.model_dump_json())
         return pairs
     return cache.frame("candidates", key, compute)
+
+
+@task(name="block-catalog", **heavy)
+def block_catalog_task(left: Side, settings: Any, previous: Previous | None, delta: Delta, reuse: bool,
+                       exact: bool, cache: StageCache, key: str) -> Blocked:
+    """Candidate pairs of one catalog; neighbours searched again only where they can have changed when
+    reusing a previous run, else computed whole and cached by content hash."""
+    if reuse:
+        return incremental.block_catalog(left.attrs, left.emb, settings, previous, delta, reuse=True, exact=exact)
+    computed: list[Blocked] = []
+
+    def blocked() -> Blocked:
+        if not computed:
+            computed.append(incremental.block_catalog(left.attrs, left.emb, settings, previous, delta, reuse=False))
+        return computed[0]
+
+    candidates = cache.frame("candidates", key, lambda: blocked().candidates)
+    ann = cache.frame("ann", key, lambda: blocked().ann)
+    fresh = computed[0] if computed else None
+    return Blocked(candidates, ann, fresh.index if fresh else None, fresh.report if fresh else {"cached": True})
 
 
 @task(name="features-chunk", **heavy)
@@ -126,30 +144,63 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
         right_attrs = attributes_task(right_records) if right_records is not None else None
     left = Side(left_attrs, _embed(left_attrs, params, probe))
     right = Side(right_attrs, _embed(right_attrs, params, probe)) if right_attrs is not None else None
+    one_catalog = right is None
+    # Incremental state covers one catalog; a link run always computes everything.
+    previous = incremental.load_previous(params.previous) if one_catalog else None
+    hashes = incremental.content_hashes(left_records)
+    delta = incremental.diff_records(hashes, previous)
+    # Another model, feature list or blocking/cluster setting makes every earlier score stale.
+    fingerprint = incremental.reuse_fingerprint(__version__, FEATURE_NAMES, settings.blocking.model_dump(mode="json"),
+                                                settings.cluster.model_dump(mode="json"),
+                                                file_hash(params.model / "model.txt"))
+    reuse = settings.incremental and previous is not None and previous.fingerprint == fingerprint
     data_key = [frame_hash(left_records), frame_hash(right_records) if right_records is not None else None,
                 settings.blocking.model_dump(mode="json")]
+    blocked = None
     with probe.stage("block"):
-        pairs = block_task(left, right, settings.blocking, cache, content_key("block", *data_key))
+        if one_catalog:
+            blocked = block_catalog_task(left, settings.blocking, previous, delta, reuse,
+                                         settings.neighbour_requery == "exact", cache, content_key("block", *data_key))
+            pairs = blocked.candidates
+        else:
+            pairs = block_task(left, right, settings.blocking, cache, content_key("block", *data_key))
     other = right or left
-    bounds = pipeline.shard_bounds(pairs.height, settings.runner.pair_chunk_size)
     progress = create_progress_artifact(progress=0.0, description="features and scoring of candidate pairs")
     with tempfile.TemporaryDirectory(prefix="catalog-match-features-") as parts_dir:
         with probe.stage("features"):
-            texts = left_attrs["attr_title"].to_list() + (right_attrs["attr_title"].to_list() if right else [])
-            idf = TokenIdf.fit(texts)
-            feature_key = [__version__, FEATURE_NAMES, *data_key]
+            titles = pl.concat([left_attrs["attr_title"], *([right_attrs["attr_title"]] if right else [])])
+            idf, idf_refit = incremental.choose_idf(titles, previous, delta, settings.idf_refit_fraction)
+            reused = incremental.reusable_pairs(pairs, previous, delta) if reuse else None
+            todo = pairs.join(reused, on=["left_id", "right_id"], how="anti") if reused is not None else pairs
+            bounds = pipeline.shard_bounds(todo.height, settings.runner.pair_chunk_size)
+            feature_key = [__version__, FEATURE_NAMES, *data_key, idf.to_json()]
             parts = _map_in_order([
-                features_task.submit(pairs.slice(a, b - a), left, other, idf, cache,
-                                     content_key("features", *feature_key, a, b),
+                features_task.submit(todo.slice(a, b - a), left, other, idf, cache,
+                                     content_key("features", *feature_key, frame_hash(todo.slice(a, b - a))),
                                      Path(parts_dir) / f"part-{i:05d}.parquet")
                 for i, (a, b) in enumerate(bounds)
             ], progress, 0, 2 * len(bounds))
+            reused_parts = [] if reused is None else [
+                incremental.reused_features(previous, reused, Path(parts_dir) / "part-reused.parquet")]
+            pipeline.regap_parts(parts + reused_parts, one_catalog)
+            to_score = list(parts)
+            if reused is not None:
+                reused, rescore = incremental.split_reused(reused_parts[0], previous, pipeline.GAP_FEATURES,
+                                                           Path(parts_dir) / "part-rescore.parquet")
+                to_score.append(rescore)
         with probe.stage("score"):
-            scored_parts = _map_in_order([score_task.submit(p, params.model) for p in parts],
-                                         progress, len(bounds), 2 * len(bounds))
-            scored = pl.concat(scored_parts, how="vertical")
+            scored_parts = _map_in_order([score_task.submit(p, params.model) for p in to_score],
+                                         progress, len(bounds), len(bounds) + len(to_score))
+            if reused is not None:
+                scored_parts.append(incremental.reused_scores(previous, reused))
+            scored = pl.concat(scored_parts, how="vertical").sort("left_id", "right_id")
+            parts += reused_parts
         with probe.stage("cluster"):
-            result = _cluster(left_attrs, right_attrs, scored, params)
+            result, reclustered = _cluster(left_attrs, right_attrs, scored, params, previous, delta, reuse)
+            result.idf = idf
+            if one_catalog:
+                result.records = result.records.join(hashes, on="id", how="left")
+                result.ann, result.index = blocked.ann, blocked.index
         n_records = left_attrs.height + (right_attrs.height if right_attrs is not None else 0)
         result.counts = pipeline.count_summary(n_records, result)
         truth_attrs = left_attrs if right_attrs is None else pipeline.link_records(left_attrs, right_attrs)
@@ -163,6 +214,13 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
             "counts": result.counts,
             "metrics": result.metrics,
             "cache_hits": cache.hits,
+            "reuse_fingerprint": fingerprint,
+            "incremental": {
+                "reuse": reuse, "records": delta.counts, "changed_fraction": round(delta.fraction, 6),
+                "idf_refit": idf_refit, "blocking": blocked.report if blocked is not None else None,
+                "pairs_reused": reused.height if reused is not None else 0, "pairs_scored": scored.height - (reused.height if reused is not None else 0),
+                "records_reclustered": reclustered,
+            },
             "created_at": pipeline.utc_stamp(),
         }
         with probe.stage("write"):
@@ -171,6 +229,7 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
     run_info["timings"] = {k: round(v, 3) for k, v in probe.seconds.items()}
     run_info["seconds_total"] = round(probe.total_seconds, 3)
     run_info["peak_rss_mb"] = round(probe.peak_mb, 1)
+    run_info["peak_rss_mb_per_stage"] = {k: round(v, 1) for k, v in probe.peak_rss_mb.items()}
     write_json(run_info, params.out / "run.json")
     _artifacts(params, run_info)
     logger.info("run folder: %s", params.out)
@@ -202,17 +261,21 @@ def scheduled_dedup_flow(config: ServeSettings) -> dict[str, Any]:
 
 
 def _cluster(left_attrs: pl.DataFrame, right_attrs: pl.DataFrame | None, scored: pl.DataFrame,
-             params: DedupParams) -> RunResult:
+             params: DedupParams, previous: Previous | None, delta: Delta, reuse: bool) -> tuple[RunResult, int]:
+    """Clusters with stable ids; with reuse, only the components a change touched are clustered again."""
     if right_attrs is not None:
         attrs = pipeline.link_records(left_attrs, right_attrs)
         scored = pipeline.namespace_link(scored, {"left_id": "left", "right_id": "right"})
     else:
         attrs = left_attrs
-    clusters = cluster_records(attrs, scored, params.settings.cluster)
-    previous = pl.read_parquet(params.previous / "records.parquet") if params.previous else None
-    records, groups, lineage = assign_stable_ids(clusters, previous)
+    if reuse:
+        clusters, reclustered = incremental.recluster(attrs, scored, previous, delta, params.settings.cluster)
+    else:
+        clusters, reclustered = cluster_records(attrs, scored, params.settings.cluster), attrs.height
+    prev_records = pl.read_parquet(params.previous / "records.parquet") if params.previous else None
+    records, groups, lineage = assign_stable_ids(clusters, prev_records)
     return RunResult(scored=scored, records=pipeline.display_records(attrs, records), groups=groups,
-                     lineage=lineage)
+                     lineage=lineage), reclustered
 
 
 def _artifacts(params: DedupParams, info: dict[str, Any]) -> None:

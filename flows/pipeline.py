@@ -15,7 +15,8 @@ import polars as pl
 from blocking.embed import embed_texts, record_texts
 from blocking.settings import BlockingSettings
 from features.io import atomic_dir, file_hash, write_json, write_table
-from features.pairs import pair_features
+from features.pairs import FEATURE_NAMES, RANKED, apply_gaps, merge_bests, pair_features, record_bests
+from flows.incremental import ANN_FILE, IDF_FILE, INDEX_FILE, save_index
 from matching.model import Matcher, score_pairs
 
 DISPLAY_COLUMNS = (
@@ -23,6 +24,7 @@ DISPLAY_COLUMNS = (
     "attr_colors", "attr_sizes", "attr_models", "attr_capacity",
 )
 LINK_SOURCES = ("left", "right")
+GAP_FEATURES = [name for name in FEATURE_NAMES if "_gap_" in name]
 
 
 @dataclass
@@ -43,6 +45,10 @@ class RunResult:
     lineage: pl.DataFrame
     counts: dict[str, int] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    # What the next run reuses (flows/incremental.py); absent for links.
+    idf: Any = None
+    ann: pl.DataFrame | None = None
+    index: Any = None
 
 
 def embed_attrs(attrs: pl.DataFrame, settings: BlockingSettings) -> np.ndarray:
@@ -65,6 +71,15 @@ def chunk_features(pairs: pl.DataFrame, left: Side, right: Side, idf: Any, featu
     """Pair features for one chunk of candidate pairs, keeping the pair columns."""
     feats = pair_features(pairs, left.attrs, right.attrs, left.emb, right.emb, idf)
     return feats.select(["left_id", "right_id", "blockers", *feature_names])
+
+
+def regap_parts(parts: list[Path], one_catalog: bool) -> None:
+    """Recompute, over all chunks together, the features that compare a pair with the other pairs of its
+    records (each chunk alone sees only some of them), rewriting every part in place."""
+    columns = ["left_id", "right_id", *RANKED]
+    bests = merge_bests([record_bests(pl.read_parquet(path, columns=columns), one_catalog) for path in parts])
+    for path in parts:
+        write_table(apply_gaps(pl.read_parquet(path), bests), path)
 
 
 def score_features(path: Path, model_dir: Path) -> pl.DataFrame:
@@ -178,6 +193,12 @@ def write_run(
                 write_table(frame, tmp / f"{name}.csv")
         if feature_parts:
             pl.scan_parquet(feature_parts).sink_parquet(tmp / "features.parquet")
+        if result.idf is not None:
+            result.idf.save(tmp / IDF_FILE)
+        if result.ann is not None:
+            write_table(result.ann, tmp / ANN_FILE)
+        if result.index is not None:
+            save_index(result.index, tmp / INDEX_FILE)
         write_json(run_info, tmp / "run.json")
     return out
 

@@ -41,6 +41,15 @@ class PipelineSettings(Settings):
     runner: RunnerSettings = Field(default_factory=RunnerSettings)
     stage_cache_dir: Path | None = None
     seed: int = 0
+    # With a previous run: reuse its neighbours, features, scores and clusters where they cannot change.
+    # Off, the run recomputes everything (the "full run" an incremental run must equal).
+    incremental: bool = True
+    # exact: also search again every unchanged record whose neighbour pool a changed vector can enter or
+    # leave, so candidates equal a full run's; touched: only records that changed or lost a neighbour
+    # (far fewer searches; an unchanged record may keep a neighbour a full run would have displaced).
+    neighbour_requery: Literal["exact", "touched"] = "exact"
+    # Share of new, changed or deleted records above which the title IDF is refitted instead of reused.
+    idf_refit_fraction: float = Field(0.1, ge=0, le=1)
 
 
 def _catalog_path(value: Path | None, what: str) -> Path | None:

@@ -1,0 +1,471 @@
+"""Incremental dedup runs: what changed since the previous run folder, and which of its work is reused.
+
+A run folder keeps what the next run needs: `records.parquet` with a per-record `content_hash`,
+`ann.parquet` (each record's nearest neighbours and the similarity at the edge of its search pool),
+`index.faiss` (the IVF index, for large catalogs), `idf.json`, `features.parquet` and `pairs.parquet`.
+The "full run" an incremental run must equal is the same command with `incremental: false`: it reads
+the previous run only for stable ids and for the IDF (kept until `idf_refit_fraction` changed).
+
+Nearest-neighbour candidates despite top-k truncation: a record's neighbours are a function of its
+search pool (the ``ann_pool`` most similar vectors, re-ranked to ``k``), so an unchanged record whose
+pool cannot have changed keeps its previous neighbours. A vector inserted into or removed from the
+index can enter or leave the pool of record ``u`` only if its similarity to ``u`` reaches ``u``'s pool
+boundary (the lowest similarity in the pool, or ``min_similarity``); those records, found by a range
+search around each inserted or removed vector, are searched again with the new and changed ones.
+This is exact with the exact (flat) index of catalogs up to ``exact_max_records``, given that
+unchanged records keep their relative order in the catalog (ties are broken by row). Above that, the
+previous IVF index is updated in place (its quantizer is not retrained, as a full run's is) and the
+range search sees only the probed lists, so candidates equal a full run's up to IVF's approximation.
+
+Pairs whose two records are unchanged and whose blockers and similarity are the same keep their
+pair-by-pair features; they keep their scores too unless a feature relative to their records' other
+pairs (features.pairs.RANKED gaps, recomputed over all pairs every run) moved. Clustering is redone only in the components (over pairs that can join clusters)
+that a change can reach; see ``affected_records``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+import polars as pl
+
+from blocking.ann import RerankAttrs, build_index, neighbours
+from blocking.candidates import generate_candidates
+from blocking.embed import embed_texts, load_embedder, record_texts
+from blocking.settings import BlockingSettings
+from features.idf import TokenIdf
+from features.io import atomic_path, write_table
+from features.records import feature_columns
+from flows.stage_cache import content_key
+from matching.cluster import cluster_records, components, pair_weights
+from matching.settings import ClusterSettings
+
+HASH_COLUMN = "content_hash"
+ANN_FILE = "ann.parquet"
+INDEX_FILE = "index.faiss"
+IDF_FILE = "idf.json"
+ANN_SCHEMA = {"id": pl.String, "bound": pl.Float32, "hits": pl.List(pl.String), "sims": pl.List(pl.Float32)}
+# Range search and query scoring can differ in the last float bits; a margin keeps the test conservative.
+_SIM_EPS = 1e-4
+_RANGE_CHUNK = 2_000
+
+
+def content_hashes(records: pl.DataFrame) -> pl.DataFrame:
+    """``id`` and a hash of each record's non-truth columns (the truth never changes a prediction)."""
+    cols = [c for c in feature_columns(records) if c != "id"]
+    return records.select("id", records.select(cols).hash_rows(seed=0).alias(HASH_COLUMN))
+
+
+def reuse_fingerprint(*parts: Any) -> str:
+    """What must not have changed for a run to reuse an earlier run's work (code, features, settings, model)."""
+    return content_key("reuse", *parts)
+
+
+@dataclass
+class Previous:
+    """The parts of a previous run folder an incremental run reads."""
+
+    folder: Path
+    records: pl.DataFrame  # records.parquet in the previous catalog's row order
+
+    @property
+    def fingerprint(self) -> str | None:
+        """The reuse fingerprint the previous run recorded in run.json."""
+        path = self.folder / "run.json"
+        return json.loads(path.read_text()).get("reuse_fingerprint") if path.is_file() else None
+
+    @property
+    def ann(self) -> pl.DataFrame | None:
+        """Each previous record's neighbours and pool boundary, if that run kept them."""
+        path = self.folder / ANN_FILE
+        return pl.read_parquet(path) if path.is_file() else None
+
+
+def load_previous(folder: Path | None) -> Previous | None:
+    """Read a previous run folder; None when there is none."""
+    if folder is None:
+        return None
+    return Previous(folder, pl.read_parquet(folder / "records.parquet"))
+
+
+@dataclass
+class Delta:
+    """Record ids by what happened to them since the previous run."""
+
+    new: pl.Series
+    changed: pl.Series
+    deleted: pl.Series
+    n_current: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def touched(self) -> pl.Series:
+        """Current ids whose content is not the previous run's (new or changed)."""
+        return pl.concat([self.new, self.changed])
+
+    @property
+    def fraction(self) -> float:
+        """Share of the catalog that is new, changed or deleted."""
+        return (self.new.len() + self.changed.len() + self.deleted.len()) / max(self.n_current, 1)
+
+
+def diff_records(hashes: pl.DataFrame, previous: Previous | None) -> Delta:
+    """Compare current content hashes with the previous run's records."""
+    if previous is None or HASH_COLUMN not in previous.records.columns:
+        empty = pl.Series("id", [], dtype=pl.String)
+        return Delta(hashes["id"], empty, empty, hashes.height, {"new": hashes.height, "changed": 0, "deleted": 0})
+    prev = previous.records.select("id", pl.col(HASH_COLUMN).alias("_prev"))
+    joined = hashes.join(prev, on="id", how="left")
+    new = joined.filter(pl.col("_prev").is_null())["id"]
+    changed = joined.filter(pl.col("_prev").is_not_null() & (pl.col("_prev") != pl.col(HASH_COLUMN)))["id"]
+    deleted = prev.join(hashes, on="id", how="anti")["id"]
+    counts = {"new": new.len(), "changed": changed.len(), "deleted": deleted.len(),
+              "unchanged": hashes.height - new.len() - changed.len()}
+    return Delta(new, changed, deleted, hashes.height, counts)
+
+
+def choose_idf(titles: pl.Series, previous: Previous | None, delta: Delta,
+               refit_fraction: float) -> tuple[TokenIdf, bool]:
+    """The previous run's IDF while little changed (so unchanged pairs keep their features), else a refit."""
+    if previous is not None and (previous.folder / IDF_FILE).is_file() and delta.fraction <= refit_fraction:
+        return TokenIdf.load(previous.folder / IDF_FILE), False
+    return TokenIdf.fit(titles), True
+
+
+class _PoolBounds:
+    """Index proxy that keeps the last similarity of every pool FAISS returns (neighbours() drops it)."""
+
+    def __init__(self, index: faiss.Index):
+        self.index = index
+        self.ntotal = index.ntotal
+        self.bounds: list[np.ndarray] = []
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        sims, rows = self.index.search(queries, k)
+        self.bounds.append(np.where(rows[:, -1] < 0, -np.inf, sims[:, -1]).astype(np.float32))
+        return sims, rows
+
+
+def query_neighbours(index: faiss.Index, emb: np.ndarray, attrs: pl.DataFrame, rows: np.ndarray,
+                     settings: BlockingSettings, progress: bool = True) -> pl.DataFrame:
+    """Neighbours of the records at ``rows`` (the record itself left out) with their pool boundary."""
+    if not len(rows):
+        return pl.DataFrame(schema=ANN_SCHEMA)
+    # The record finds itself; asking for one more in pool and result keeps blocking's pool size.
+    wider = settings.model_copy(update={"k": settings.k + 1, "ann_pool": max(settings.ann_pool, settings.k) + 1})
+    pool = _PoolBounds(index)
+    found = neighbours(pool, emb[rows], RerankAttrs(attrs[rows]), RerankAttrs(attrs), wider, False, progress)
+    ids = attrs["id"]
+    found = (
+        found.with_columns(pl.Series("row", rows[found["query"].to_numpy()]))
+        .filter(pl.col("row") != pl.col("hit"))
+        .group_by("query", maintain_order=True).head(settings.k)
+    )
+    found = (
+        found.with_columns(ids.gather(found["hit"].cast(pl.UInt32)).alias("hit_id"))
+        .group_by("query", maintain_order=True)
+        .agg(pl.col("hit_id").alias("hits"), pl.col("sim").cast(pl.Float32).alias("sims"))
+    )
+    base = pl.DataFrame({"query": np.arange(len(rows), dtype=np.int64), "id": ids.gather(rows),
+                         "bound": np.concatenate(pool.bounds)})
+    return base.join(found.with_columns(pl.col("query").cast(pl.Int64)), on="query", how="left",
+                     maintain_order="left").select(
+        "id", "bound", pl.col("hits").fill_null([]), pl.col("sims").fill_null([]),
+    ).cast(ANN_SCHEMA)
+
+
+def _range_hits(index: faiss.Index, probes: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rows within ``radius`` (inner product) of any probe vector, with their similarity to it."""
+    found_rows, found_sims = [], []
+    for start in range(0, len(probes), _RANGE_CHUNK):
+        _, sims, rows = index.range_search(np.ascontiguousarray(probes[start:start + _RANGE_CHUNK]), radius)
+        found_rows.append(rows)
+        found_sims.append(sims)
+    if not found_rows:
+        return np.empty(0, np.int64), np.empty(0, np.float32)
+    return np.concatenate(found_rows), np.concatenate(found_sims)
+
+
+def requery_rows(index: faiss.Index, ids: pl.Series, delta: Delta, previous_ann: pl.DataFrame, probes: np.ndarray,
+                 settings: BlockingSettings, n_previous: int, exact: bool = True) -> np.ndarray:
+    """Rows whose neighbours must be searched again.
+
+    Always new and changed records, and unchanged records whose kept neighbours include a changed or
+    deleted one. ``exact`` adds every unchanged record whose pool an inserted or removed vector
+    (``probes``) can enter or leave, which makes the candidates those of a full run.
+    """
+    pool = max(settings.ann_pool, settings.k) + 1
+    if min(n_previous, len(ids)) < pool:  # the pool size itself changes with the catalog size
+        return np.arange(len(ids))
+    rows = pl.DataFrame({"id": ids}).with_row_index("row")
+    touched = delta.touched.to_frame("id")
+    removed = pl.concat([delta.changed, delta.deleted]).implode()
+    unchanged = rows.join(touched, on="id", how="anti").join(previous_ann, on="id", how="left")
+    # A record the previous run did not search (none stored) is searched again.
+    lost = pl.col("hits").list.eval(pl.element().is_in(removed)).list.any()
+    stale = unchanged.filter(pl.col("bound").is_null() | lost)
+    found = [rows.join(touched, on="id", how="semi")["row"].to_numpy(), stale["row"].to_numpy()]
+    known = unchanged.filter(pl.col("bound").is_not_null())
+    if exact and len(probes) and known.height:
+        bound = np.full(len(ids), np.inf, dtype=np.float32)
+        bound[known["row"].to_numpy()] = np.maximum(known["bound"].to_numpy(), settings.min_similarity)
+        hit_rows, hit_sims = _range_hits(index, probes, float(bound[known["row"].to_numpy()].min()) - _SIM_EPS)
+        found.append(hit_rows[hit_sims >= bound[hit_rows] - _SIM_EPS])
+    return np.unique(np.concatenate(found).astype(np.int64))
+
+
+def updated_index(previous: Previous, ids: pl.Series, emb: np.ndarray, delta: Delta,
+                  settings: BlockingSettings) -> tuple[faiss.Index, str]:
+    """The previous IVF index with removed vectors dropped, rows renumbered and new vectors added;
+    a fresh index when the catalog is small enough for exact search or none was kept."""
+    path = previous.folder / INDEX_FILE
+    if len(ids) <= settings.exact_max_records or not path.is_file():
+        return build_index(emb, settings)
+    faiss.omp_set_num_threads(settings.threads or os.cpu_count() or 1)
+    index = faiss.read_index(str(path))
+    ivf = faiss.extract_index_ivf(index)
+    prev_rows = previous.records.select("id").with_row_index("old")
+    cur_rows = pl.DataFrame({"id": ids}).with_row_index("new")
+    gone = prev_rows.join(cur_rows.join(delta.touched.to_frame("id"), on="id", how="anti"), on="id", how="anti")
+    ivf.remove_ids(faiss.IDSelectorBatch(gone["old"].cast(pl.Int64).to_numpy()))
+    remap = np.full(prev_rows.height, -1, dtype=np.int64)
+    kept = prev_rows.join(cur_rows, on="id")
+    remap[kept["old"].to_numpy()] = kept["new"].to_numpy()
+    invlists = ivf.invlists
+    for lst in range(ivf.nlist):
+        size = invlists.list_size(lst)
+        if size:
+            old = faiss.rev_swig_ptr(invlists.get_ids(lst), size).copy()
+            codes = faiss.rev_swig_ptr(invlists.get_codes(lst), size * invlists.code_size).copy()
+            new = np.ascontiguousarray(remap[old])
+            invlists.update_entries(lst, 0, size, faiss.swig_ptr(new), faiss.swig_ptr(codes))
+    added = cur_rows.join(delta.touched.to_frame("id"), on="id", how="semi")["new"].cast(pl.Int64).to_numpy()
+    if len(added):
+        ivf.add_with_ids(np.ascontiguousarray(emb[added]), added)
+    ivf.nprobe = settings.ivf_nprobe
+    # Return the owning object: the extracted view dies with it.
+    return index, f"ivf{ivf.nlist},nprobe{settings.ivf_nprobe} (updated)"
+
+
+def save_index(index: faiss.Index, path: Path) -> Path | None:
+    """Keep an IVF index for the next run (an exact index is cheaper to rebuild than to store)."""
+    if faiss.try_extract_index_ivf(index) is None:
+        return None
+    with atomic_path(path) as tmp:
+        faiss.write_index(index, str(tmp))
+    return path
+
+
+@dataclass
+class Blocked:
+    """Candidate pairs of one catalog with the nearest-neighbour state the next run reuses."""
+
+    candidates: pl.DataFrame
+    ann: pl.DataFrame
+    index: Any  # faiss.Index or None
+    report: dict[str, Any]
+
+
+def ann_candidate_pairs(ann: pl.DataFrame) -> pl.DataFrame:
+    """Unordered pairs (``left_id < right_id``) from per-record neighbours, with their best similarity."""
+    flat = ann.select("id", "hits", "sims").explode("hits", "sims").drop_nulls("hits")
+    return (
+        flat.select(pl.min_horizontal("id", "hits").alias("left_id"), pl.max_horizontal("id", "hits").alias("right_id"),
+                    pl.col("sims").alias("ann_sim"))
+        .group_by("left_id", "right_id").agg(pl.col("ann_sim").max())
+    )
+
+
+def merge_candidates(key_pairs: pl.DataFrame, ann_pairs: pl.DataFrame | None) -> pl.DataFrame:
+    """One row per pair with the sorted blockers that proposed it (blocking's contract)."""
+    if ann_pairs is None:
+        return key_pairs
+    ann_rows = ann_pairs.select("left_id", "right_id", pl.lit(["ann"], dtype=pl.List(pl.String)).alias("blockers"),
+                                pl.col("ann_sim").cast(pl.Float32))
+    return (
+        pl.concat([key_pairs.select("left_id", "right_id", "blockers", "ann_sim"), ann_rows])
+        .group_by("left_id", "right_id")
+        .agg(pl.col("blockers").list.explode(keep_nulls=False, empty_as_null=False).unique().sort(),
+             pl.col("ann_sim").max())
+        .sort("left_id", "right_id")
+    )
+
+
+def block_catalog(attrs: pl.DataFrame, emb: np.ndarray, settings: BlockingSettings, previous: Previous | None,
+                  delta: Delta, reuse: bool, exact: bool = True, progress: bool = True) -> Blocked:
+    """Candidate pairs of one catalog: fuzzy keys over the whole catalog, nearest neighbours searched
+    again only where they can have changed (see ``requery_rows``) when ``reuse`` and a previous run allow it."""
+    started = time.perf_counter()
+    key_pairs, report = generate_candidates(attrs, emb, settings.model_copy(update={"ann": False}), progress=progress)
+    info: dict[str, Any] = {"keys": report.model_dump(mode="json"), "seconds": {"keys": time.perf_counter() - started}}
+    if not settings.ann:
+        return Blocked(key_pairs, pl.DataFrame(schema=ANN_SCHEMA), None, info)
+    emb = np.ascontiguousarray(emb, dtype=np.float32)
+    ids = attrs["id"]
+    prev_ann = previous.ann if (reuse and previous is not None) else None
+    started = time.perf_counter()
+    if prev_ann is None:
+        index, kind = build_index(emb, settings)
+        rows = np.arange(len(ids))
+    else:
+        index, kind = updated_index(previous, ids, emb, delta, settings)
+        probes = np.vstack([emb[_rows_of(ids, delta.touched)], _removed_vectors(previous, delta, settings)])
+        rows = requery_rows(index, ids, delta, prev_ann, probes, settings, previous.records.height, exact)
+    info["seconds"]["index"] = time.perf_counter() - started
+    started = time.perf_counter()
+    ann = query_neighbours(index, emb, attrs, rows, settings, progress)
+    if prev_ann is not None:
+        kept = prev_ann.join(ann.select("id"), on="id", how="anti").join(ids.to_frame("id"), on="id", how="semi")
+        ann = ids.to_frame("id").join(pl.concat([kept, ann]), on="id", how="left", maintain_order="left")
+    candidates = merge_candidates(key_pairs, ann_candidate_pairs(ann))
+    info["seconds"]["ann"] = time.perf_counter() - started
+    info.update(index=kind, ann_queries=int(len(rows)))
+    return Blocked(candidates, ann, index, info)
+
+
+def _rows_of(ids: pl.Series, wanted: pl.Series) -> np.ndarray:
+    return ids.to_frame("id").with_row_index("row").join(wanted.to_frame("id"), on="id", how="semi")["row"].to_numpy()
+
+
+def _removed_vectors(previous: Previous, delta: Delta, settings: BlockingSettings) -> np.ndarray:
+    """Previous embeddings of changed and deleted records (from the embedding cache: same texts, same vectors)."""
+    gone = previous.records.join(pl.concat([delta.changed, delta.deleted]).to_frame("id"), on="id", how="semi")
+    if not gone.height:
+        return np.zeros((0, load_embedder(settings).dim), np.float32)
+    return embed_texts(record_texts(gone), settings, progress=False)
+
+
+def reusable_pairs(candidates: pl.DataFrame, previous: Previous, delta: Delta) -> pl.DataFrame:
+    """Candidate pairs whose features and scores the previous run already has: both records unchanged,
+    and the same blockers and neighbour similarity (both are features)."""
+    touched = delta.touched.to_frame("id")
+    stable = (
+        candidates.join(touched.rename({"id": "left_id"}), on="left_id", how="anti")
+        .join(touched.rename({"id": "right_id"}), on="right_id", how="anti")
+    )
+    prev = pl.scan_parquet(previous.folder / "features.parquet").select(
+        "left_id", "right_id", pl.col("blockers").alias("_blockers"), pl.col("ann_cosine").alias("_ann"),
+    )
+    same = (pl.col("blockers") == pl.col("_blockers")) & pl.col("ann_sim").fill_nan(None).eq_missing(
+        pl.col("_ann").fill_nan(None))
+    return stable.lazy().join(prev, on=["left_id", "right_id"]).filter(same).select("left_id", "right_id").collect()
+
+
+def reused_features(previous: Previous, pairs: pl.DataFrame, path: Path) -> Path:
+    """Write the previous run's feature rows of ``pairs`` as one features part, without loading them all."""
+    with atomic_path(path) as tmp:
+        (pl.scan_parquet(previous.folder / "features.parquet")
+         .join(pairs.lazy(), on=["left_id", "right_id"], how="semi")
+         .sink_parquet(tmp))
+    return path
+
+
+def split_reused(part: Path, previous: Previous, gap_features: list[str], rescore: Path) -> tuple[pl.DataFrame, Path]:
+    """Reused pairs whose features all stayed the same (their scores are reused too), and a part holding
+    those whose features relative to their records' other pairs moved (they are scored again)."""
+    now = pl.read_parquet(part)
+    before = pl.scan_parquet(previous.folder / "features.parquet").select(
+        "left_id", "right_id", *[pl.col(g).alias(f"_{g}") for g in gap_features])
+    same = pl.all_horizontal(pl.col(g).fill_nan(None).eq_missing(pl.col(f"_{g}").fill_nan(None)) for g in gap_features)
+    flagged = now.lazy().join(before, on=["left_id", "right_id"], how="left").with_columns(same.alias("_same")).collect()
+    write_table(flagged.filter(~pl.col("_same")).select(now.columns), rescore)
+    return flagged.filter("_same").select("left_id", "right_id"), rescore
+
+
+def reused_scores(previous: Previous, pairs: pl.DataFrame) -> pl.DataFrame:
+    """The previous run's scored rows of ``pairs``."""
+    return pl.scan_parquet(previous.folder / "pairs.parquet").join(
+        pairs.lazy(), on=["left_id", "right_id"], how="semi").collect()
+
+
+def _strong(settings: ClusterSettings) -> pl.Expr:
+    """Pairs that can put two records in one group or family (unscored_weight is below both thresholds)."""
+    return (pl.col("w_dup") >= settings.duplicate_threshold) | (pl.col("w_fam") >= settings.family_threshold)
+
+
+def affected_records(attrs: pl.DataFrame, scored: pl.DataFrame, previous: Previous, delta: Delta,
+                     settings: ClusterSettings) -> tuple[pl.Series, pl.Series]:
+    """Ids to cluster again, and ids of records alone in their group whose confidence alone can move.
+
+    Components are taken over pairs that can join clusters. A component is clustered again when it holds
+    a new or changed record, or an end of a pair that is new, gone or scored differently and that can
+    join clusters (now or before) or lies inside the component (it weighs in average linkage). A pair
+    between components that joins nothing only moves the confidence of a record alone in its group.
+    """
+    index = attrs.select("id").with_row_index("row")
+    now = pair_weights(scored).with_columns(_strong(settings).alias("strong"))
+    before = pair_weights(pl.read_parquet(previous.folder / "pairs.parquet", columns=["left_id", "right_id", *[
+        c for c in scored.columns if c.startswith("p_")]])).with_columns(_strong(settings).alias("strong"))
+    edges = now.filter("strong").join(index.rename({"id": "left_id", "row": "a"}), on="left_id").join(
+        index.rename({"id": "right_id", "row": "b"}), on="right_id")
+    comp = components(attrs.height, edges["a"].cast(pl.Int64).to_numpy(), edges["b"].cast(pl.Int64).to_numpy())
+    index = index.with_columns(pl.Series("comp", comp))
+    diff = now.join(before, on=["left_id", "right_id"], how="full", coalesce=True, suffix="_prev")
+    moved = diff.filter(pl.col("w_dup").ne_missing(pl.col("w_dup_prev"))
+                        | pl.col("w_fam").ne_missing(pl.col("w_fam_prev")))
+    moved = (
+        moved.join(index.select(pl.col("id").alias("left_id"), pl.col("comp").alias("ca")), on="left_id", how="left")
+        .join(index.select(pl.col("id").alias("right_id"), pl.col("comp").alias("cb")), on="right_id", how="left")
+        .with_columns((pl.col("strong").fill_null(False) | pl.col("strong_prev").fill_null(False)
+                       | pl.col("ca").eq(pl.col("cb")).fill_null(False)
+                       # a deleted record may have weighed in its group's linkage through a weak pair
+                       | pl.col("left_id").is_in(delta.deleted.implode())
+                       | pl.col("right_id").is_in(delta.deleted.implode())
+                       ).alias("joins"))
+    )
+    ends = moved.select(pl.concat_list("left_id", "right_id").alias("id"), "joins").explode("id")
+    alone = previous.records.filter(pl.len().over("duplicate_group_id") == 1).select("id")
+    seeds = pl.concat([delta.touched, ends.filter("joins")["id"]]).unique()
+    seed_comps = index.join(seeds.to_frame("id"), on="id", how="semi")["comp"].to_numpy()
+    affected = attrs["id"].filter(pl.Series(np.isin(comp, seed_comps)))
+    lonely = ends.join(alone, on="id", how="semi").join(affected.to_frame("id"), on="id", how="anti")["id"].unique()
+    return affected, lonely
+
+
+def recluster(attrs: pl.DataFrame, scored: pl.DataFrame, previous: Previous, delta: Delta,
+              settings: ClusterSettings) -> tuple[pl.DataFrame, int]:
+    """``cluster_records`` output for the whole catalog, clustering only the affected components again;
+    the others keep the previous run's clusters (same members, same pairs, so the same result)."""
+    affected, lonely = affected_records(attrs, scored, previous, delta, settings)
+    affected = affected.to_frame("id")
+    inside = pl.col("left_id").is_in(affected["id"].implode()) | pl.col("right_id").is_in(affected["id"].implode())
+    near = scored.filter(inside)
+    # Neighbours across weak pairs come along so confidences see every pair; their results are dropped.
+    members = pl.concat([affected["id"], near["left_id"], near["right_id"]]).unique().to_frame("id")
+    local = cluster_records(attrs.join(members, on="id", how="semi"), near, settings, progress=False)
+    local = local.join(affected, on="id", how="semi")
+    kept = _previous_clusters(previous, attrs.join(affected, on="id", how="anti").select("id"), attrs.height)
+    kept = kept.update(_lonely_confidence(scored, lonely), on="id")
+    clusters = attrs.select("id").join(pl.concat([local, kept], how="vertical_relaxed"), on="id", how="left",
+                                       maintain_order="left")
+    return clusters.select(local.columns), affected.height
+
+
+def _lonely_confidence(scored: pl.DataFrame, ids: pl.Series) -> pl.DataFrame:
+    """Confidence of records alone in their group, as cluster_records defines it: one minus the best
+    duplicate probability among their pairs."""
+    weights = pair_weights(scored)
+    ends = pl.concat([weights.select(pl.col("left_id").alias("id"), "w_dup"),
+                      weights.select(pl.col("right_id").alias("id"), "w_dup")])
+    best = ids.to_frame("id").join(ends, on="id", how="left").group_by("id").agg(pl.col("w_dup").max().fill_null(0.0))
+    return best.select("id", pl.Series("confidence", np.round(1.0 - best["w_dup"].to_numpy(), 6)))
+
+
+def _previous_clusters(previous: Previous, ids: pl.DataFrame, offset: int) -> pl.DataFrame:
+    """The previous clusters of ``ids`` as run-local keys (above any fresh key) with their confidences."""
+    groups = pl.read_parquet(previous.folder / "groups.parquet").select(
+        "duplicate_group_id", pl.col("weakest_link").alias("group_weakest_link"), "family_weakest_link")
+    prev = ids.join(previous.records.select("id", "duplicate_group_id", "variant_family_id", "confidence"), on="id")
+    return prev.join(groups, on="duplicate_group_id", how="left").select(
+        "id",
+        (pl.col("duplicate_group_id").rank("dense").cast(pl.Int64) + offset).alias("group_key"),
+        (pl.col("variant_family_id").rank("dense").cast(pl.Int64) + offset).alias("family_key"),
+        "confidence", "group_weakest_link", "family_weakest_link",
+    )

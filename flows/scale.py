@@ -1,0 +1,185 @@
+"""Scale benchmark: seeded catalogs of growing size through `dedup`, each in its own process, with
+time and peak memory per stage next to quality against the generator's truth."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from blocking.settings import BlockingSettings
+from features.generate import generate_catalog
+from features.io import write_json, write_table
+from features.records import CatalogError
+from flows.settings import DEFAULT_MODEL, SAMPLE_CATALOG, PipelineSettings
+from matching.model import Matcher
+
+# Stages in the order the issue reports them; `attributes` is reported too.
+STAGES = ("load", "attributes", "embed", "index", "block", "features", "score", "cluster", "write")
+
+
+def bench_catalog(n_records: int, seed: int, path: Path) -> Path:
+    """Write a seeded synthetic catalog as Parquet, so loading measures the pipeline rather than CSV parsing."""
+    return write_table(generate_catalog(n_records, seed, progress=True), path)
+
+
+def mutate_catalog(catalog: pl.DataFrame, fraction: float, seed: int) -> pl.DataFrame:
+    """A later version of ``catalog`` with ``fraction`` of its listings changed or new.
+
+    Half are edits of existing listings (title reworded, price moved); half are new listings that
+    re-list an existing product under a new id. Truth columns follow the product, so they stay true.
+    """
+    rng = np.random.default_rng(seed)
+    n_touched = max(2, round(fraction * catalog.height))
+    picks = rng.choice(catalog.height, size=n_touched, replace=False)
+    edited, relisted = np.sort(picks[: n_touched // 2]), np.sort(picks[n_touched // 2:])
+    marks = ("- new", "(2026)", "| free shipping", "- sale")
+    edit = pl.Series("edit", np.isin(np.arange(catalog.height), edited))
+    mark = pl.Series("mark", np.array(marks)[np.arange(catalog.height) % len(marks)])
+    changed = catalog.with_columns(
+        pl.when(edit).then(pl.concat_str([pl.col("title"), mark], separator=" "))
+        .otherwise(pl.col("title")).alias("title"),
+        pl.when(edit).then((pl.col("price") * 1.07).round(2)).otherwise(pl.col("price")).alias("price"),
+    )
+    fresh = catalog[relisted].with_columns(
+        (pl.lit("N") + pl.col("id")).alias("id"),
+        pl.concat_str([pl.col("title"), pl.lit("(relisted)")], separator=" ").alias("title"),
+    )
+    return pl.concat([changed, fresh])
+
+
+def scale_settings(work: Path, settings: PipelineSettings | None = None) -> PipelineSettings:
+    """Write the benchmark's pipeline settings: by default the static embedder, the fast path that makes
+    millions feasible."""
+    settings = settings or PipelineSettings(blocking=BlockingSettings(backend="static"))
+    write_json(settings.model_dump(mode="json"), work / "settings.json")
+    return settings
+
+
+def ensure_model(work: Path) -> tuple[Path, str]:
+    """The shipped model if there is one that fits this version's features, else one trained here on the
+    sample catalog; and which it was."""
+    if (DEFAULT_MODEL / "model.txt").is_file():
+        try:
+            Matcher.load(DEFAULT_MODEL)
+            return DEFAULT_MODEL, f"shipped ({DEFAULT_MODEL})"
+        except CatalogError:
+            pass  # trained on another feature list: train one that fits
+    model = work / "model"
+    if not (model / "model.txt").is_file():
+        blocking = write_json(BlockingSettings(backend="static").model_dump(mode="json"), work / "blocking.json")
+        _catalog_match(["train", str(SAMPLE_CATALOG), "--out", str(model), "--blocking", str(blocking)], work, "train")
+    return model, f"trained on {SAMPLE_CATALOG.name} with the static embedder ({model})"
+
+
+def _catalog_match(args: list[str], work: Path, log_name: str) -> None:
+    """Run one catalog-match command in a fresh process; its output goes to ``work/<log_name>.log``."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CATALOG_MATCH_CACHE": str(work / "cache")}
+    if "PREFECT_API_URL" not in os.environ:
+        # Each run then starts Prefect's ephemeral server: give it its own database, and time to start on a
+        # busy machine.
+        env.setdefault("PREFECT_HOME", str(work / "prefect"))
+        env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    log = work / f"{log_name}.log"
+    with log.open("w") as out:
+        code = subprocess.run([sys.executable, "-m", "flows", *args], env=env, stdout=out,
+                              stderr=subprocess.STDOUT).returncode
+    if code:
+        raise RuntimeError(f"catalog-match {' '.join(args)} failed ({code}): {log.read_text()[-2000:]}")
+
+
+def run_dedup(catalog: Path, out: Path, model: Path, work: Path, previous: Path | None = None) -> dict[str, Any]:
+    """Run `catalog-match dedup` in a fresh process (peak memory of one run cannot leak into the next)."""
+    args = ["dedup", str(catalog), "--out", str(out), "--model", str(model), "--settings", str(work / "settings.json")]
+    if previous is not None:
+        args += ["--previous", str(previous)]
+    started = time.perf_counter()
+    _catalog_match(args, work, out.name)
+    info = json.loads((out / "run.json").read_text())
+    info["process_seconds"] = round(time.perf_counter() - started, 3)
+    return info
+
+
+def stage_seconds(info: dict[str, Any]) -> dict[str, float]:
+    """Seconds per reported stage: `index` (building or updating the FAISS index) is split out of `block`."""
+    timings = dict(info["timings"])
+    blocking = (info.get("incremental") or {}).get("blocking") or {}
+    index = round(blocking.get("seconds", {}).get("index", 0.0), 3)
+    timings["block"] = round(timings.get("block", 0.0) - index, 3)
+    timings["index"] = index
+    return {"total": info["seconds_total"], **{s: round(timings.get(s, 0.0), 3) for s in STAGES}}
+
+
+def run_summary(info: dict[str, Any]) -> dict[str, Any]:
+    """One entry of the benchmark's `runs` list."""
+    metrics = info.get("metrics") or {}
+    return {
+        "records": info["counts"]["records"],
+        "seconds": stage_seconds(info),
+        "peak_rss_mb": info["peak_rss_mb"],
+        "peak_rss_mb_per_stage": info.get("peak_rss_mb_per_stage"),
+        "pair_completeness": metrics.get("pair_completeness"),
+        "duplicate_f1": (metrics.get("duplicate") or {}).get("f1"),
+        "variant_f1": (metrics.get("variant") or {}).get("f1"),
+        "process_seconds": info["process_seconds"],
+        "candidates": info["counts"]["candidates"],
+    }
+
+
+def bench_scale(sizes: list[int], work: Path, seed: int = 0, incremental_fraction: float | None = None,
+                settings: PipelineSettings | None = None, json_path: Path | None = None) -> dict[str, Any]:
+    """Generate, dedup and summarise each size; with a fraction, time an incremental run on the largest.
+
+    With ``json_path`` the report is rewritten after every run, so a long benchmark leaves its figures so far.
+    """
+    work.mkdir(parents=True, exist_ok=True)
+    # Embedding and stage caches start empty so that the first run of each size pays for everything.
+    shutil.rmtree(work / "cache", ignore_errors=True)
+    model, model_source = ensure_model(work)
+    used = scale_settings(work, settings)
+    report: dict[str, Any] = {"runs": [], "incremental": None, "model": model_source, "seed": seed,
+                              "settings": used.model_dump(mode="json"),
+                              "load_average": list(os.getloadavg()), "cpus": os.cpu_count()}
+    runs: dict[int, tuple[Path, Path, dict[str, Any]]] = {}
+    for n in sorted(sizes):
+        catalog = bench_catalog(n, seed, work / f"catalog-{n}.parquet")
+        out = work / f"run-{n}"
+        info = run_dedup(catalog, out, model, work)
+        runs[n] = (catalog, out, info)
+        report["runs"].append(run_summary(info))
+        _save(report, json_path)
+    if incremental_fraction:
+        n = max(sizes)
+        catalog, out, info = runs[n]
+        later = write_table(mutate_catalog(pl.read_parquet(catalog), incremental_fraction, seed + 1),
+                            work / f"catalog-{n}-later.parquet")
+        inc = run_dedup(later, work / f"run-{n}-incremental", model, work, previous=out)
+        report["incremental"] = {
+            "records": inc["counts"]["records"],
+            "changed_fraction": inc["incremental"]["changed_fraction"],
+            "seconds": inc["seconds_total"],
+            "full_seconds": info["seconds_total"],
+            "stages": stage_seconds(inc),
+            "work": {k: inc["incremental"][k] for k in ("pairs_reused", "pairs_scored", "records_reclustered")}
+            | {"ann_queries": (inc["incremental"]["blocking"] or {}).get("ann_queries")},
+            "pair_completeness": (inc.get("metrics") or {}).get("pair_completeness"),
+            "duplicate_f1": ((inc.get("metrics") or {}).get("duplicate") or {}).get("f1"),
+            "variant_f1": ((inc.get("metrics") or {}).get("variant") or {}).get("f1"),
+        }
+    report["load_average_after"] = list(os.getloadavg())
+    _save(report, json_path)
+    return report
+
+
+def _save(report: dict[str, Any], path: Path | None) -> None:
+    if path is not None:
+        write_json(report, path)
+
