@@ -20,11 +20,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from blocking.candidates import generate_candidates
+from blocking.embed import load_embedder
 from features.attributes import extract_attributes
 from features.idf import TokenIdf
 from features.io import file_hash, frame_hash, write_json, write_table
 from features.pairs import FEATURE_NAMES
-from features.records import load_catalog
+from features.records import CatalogError, load_catalog
 from flows import __version__, incremental, pipeline
 from flows.incremental import Blocked, Delta, Previous
 from flows.pipeline import RunResult, Side
@@ -37,7 +38,22 @@ from matching.lineage import assign_stable_ids
 # Our own content-hash cache (flows/stage_cache.py) replaces Prefect's input hashing, which would
 # hash whole DataFrames by object and pickle results.
 heavy = dict(cache_policy=NO_CACHE, persist_result=False)
-file_io = dict(retries=3, retry_delay_seconds=[1, 4, 16], **heavy)
+
+
+def _io_failure(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry only failures another try can fix (I/O), never invalid input."""
+    try:
+        state.result()
+    except CatalogError:
+        return False
+    except OSError:
+        return True
+    except Exception:  # anything else is a bug or bad data: retrying repeats it
+        return False
+    return False
+
+
+file_io = dict(retries=3, retry_delay_seconds=[1, 4, 16], retry_condition_fn=_io_failure, **heavy)
 
 
 @task(name="load", **file_io)
@@ -236,8 +252,23 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
     return run_info
 
 
+def preflight(params: DedupParams) -> None:
+    """Fail before a flow run starts: the catalogs must load, and the model must fit this run's
+    features and embedder (its cosine features mean nothing under another embedding model)."""
+    for path in (params.catalog, params.right):
+        if path is not None:
+            load_catalog(path)
+    matcher = pipeline.load_matcher(str(params.model))
+    trained_with = matcher.meta.get("embedding_model")
+    running = load_embedder(params.settings.blocking).model_id
+    if trained_with and trained_with != running:
+        raise CatalogError(params.model, f"model was trained with embeddings {trained_with} but this run uses "
+                                         f"{running}: set blocking.backend to match, or retrain the model")
+
+
 def run_dedup(params: DedupParams) -> dict[str, Any]:
-    """Run the dedup flow with the task runner its settings choose."""
+    """Check the inputs, then run the dedup flow with the task runner its settings choose."""
+    preflight(params)
     return dedup_flow.with_options(task_runner=task_runner(params.settings.runner))(params)
 
 

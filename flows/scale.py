@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from blocking.embed import load_embedder
 from blocking.settings import BlockingSettings
 from features.generate import generate_catalog
 from features.io import write_json, write_table
@@ -64,20 +65,21 @@ def scale_settings(work: Path, settings: PipelineSettings | None = None) -> Pipe
     return settings
 
 
-def ensure_model(work: Path) -> tuple[Path, str]:
-    """The shipped model if there is one that fits this version's features, else one trained here on the
-    sample catalog; and which it was."""
+def ensure_model(work: Path, blocking: BlockingSettings) -> tuple[Path, str]:
+    """The shipped model if it fits this version's features and embedder, else one trained here on the
+    sample catalog with ``blocking``; and which it was."""
     if (DEFAULT_MODEL / "model.txt").is_file():
         try:
-            Matcher.load(DEFAULT_MODEL)
-            return DEFAULT_MODEL, f"shipped ({DEFAULT_MODEL})"
+            shipped = Matcher.load(DEFAULT_MODEL)
+            if shipped.meta.get("embedding_model") == load_embedder(blocking).model_id:
+                return DEFAULT_MODEL, f"shipped ({DEFAULT_MODEL})"
         except CatalogError:
             pass  # trained on another feature list: train one that fits
     model = work / "model"
     if not (model / "model.txt").is_file():
-        blocking = write_json(BlockingSettings(backend="static").model_dump(mode="json"), work / "blocking.json")
-        _catalog_match(["train", str(SAMPLE_CATALOG), "--out", str(model), "--blocking", str(blocking)], work, "train")
-    return model, f"trained on {SAMPLE_CATALOG.name} with the static embedder ({model})"
+        path = write_json(blocking.model_dump(mode="json"), work / "blocking.json")
+        _catalog_match(["train", str(SAMPLE_CATALOG), "--out", str(model), "--blocking", str(path)], work, "train")
+    return model, f"trained on {SAMPLE_CATALOG.name} with the {blocking.backend} embedder ({model})"
 
 
 def _catalog_match(args: list[str], work: Path, log_name: str) -> None:
@@ -143,8 +145,8 @@ def bench_scale(sizes: list[int], work: Path, seed: int = 0, incremental_fractio
     work.mkdir(parents=True, exist_ok=True)
     # Embedding and stage caches start empty so that the first run of each size pays for everything.
     shutil.rmtree(work / "cache", ignore_errors=True)
-    model, model_source = ensure_model(work)
     used = scale_settings(work, settings)
+    model, model_source = ensure_model(work, used.blocking)
     report: dict[str, Any] = {"runs": [], "incremental": None, "model": model_source, "seed": seed,
                               "settings": used.model_dump(mode="json"),
                               "load_average": list(os.getloadavg()), "cpus": os.cpu_count()}

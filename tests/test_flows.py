@@ -72,6 +72,23 @@ def test_bad_parameters_fail_before_any_work(workspace, tmp_path):
         assert not (tmp_path / "out").exists()
 
 
+def test_bad_catalog_or_mismatched_model_fails_before_the_flow_starts(workspace, tmp_path):
+    bad = tmp_path / "dup.csv"
+    bad.write_text("id,title\n1,Red mug\n1,Blue mug\n")
+    proc = subprocess.run([sys.executable, "-m", "flows", "dedup", str(bad), "--out", str(tmp_path / "out"),
+                           "--model", str(workspace["model"])], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"error: {bad}, row 2, column 'id': duplicate id '1' (first at row 1)"]
+    assert not (tmp_path / "out").exists()
+    from features.records import CatalogError
+    from flows.dedup import preflight
+
+    static = params(workspace, "never").model_copy(update={"settings": PipelineSettings(
+        blocking=BlockingSettings(backend="static", cache_dir=workspace["root"] / "emb"))})
+    with pytest.raises(CatalogError, match="trained with embeddings torch/.* but this run uses static/"):
+        preflight(static)
+
+
 def test_dedup_flow_writes_run_folder_and_artifacts(harness, workspace):
     from prefect import get_client
     p = params(workspace, "run-a")
