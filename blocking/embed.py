@@ -130,3 +130,8 @@ def embed_texts(texts: list[str], settings: BlockingSettings, progress: bool = T
                 cache.store([keys[i] for i in idx], fresh)
             bar.advance(task, len(idx))
     return vectors[inverse]
+
+
+def embed_records(records: pl.DataFrame, settings: BlockingSettings) -> np.ndarray:
+    """Embed each record's text (brand + title) through the cache, row-aligned with ``records``."""
+    return embed_texts(record_texts(records), settings)

@@ -20,7 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from blocking.candidates import generate_candidates
-from blocking.embed import load_embedder
+from blocking.embed import embed_records, load_embedder
 from features.attributes import extract_attributes
 from features.idf import TokenIdf
 from features.io import file_hash, frame_hash, write_json, write_table
@@ -71,7 +71,7 @@ def attributes_task(records: pl.DataFrame) -> pl.DataFrame:
 @task(name="embed-shard", **heavy)
 def embed_shard_task(attrs: pl.DataFrame, settings: Any) -> np.ndarray:
     """Embed one shard of records through the on-disk cache."""
-    return pipeline.embed_attrs(attrs, settings)
+    return embed_records(attrs, settings)
 
 
 @task(name="block", **heavy)

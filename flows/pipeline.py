@@ -12,8 +12,6 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from blocking.embed import embed_texts, record_texts
-from blocking.settings import BlockingSettings
 from features.io import atomic_dir, file_hash, write_json, write_table
 from features.pairs import FEATURE_NAMES, RANKED, apply_gaps, merge_bests, pair_features, record_bests
 from flows.incremental import ANN_FILE, IDF_FILE, INDEX_FILE, save_index
@@ -49,11 +47,6 @@ class RunResult:
     idf: Any = None
     ann: pl.DataFrame | None = None
     index: Any = None
-
-
-def embed_attrs(attrs: pl.DataFrame, settings: BlockingSettings) -> np.ndarray:
-    """Embed each record's text (through the on-disk cache)."""
-    return embed_texts(record_texts(attrs), settings)
 
 
 def shard_bounds(n: int, size: int) -> list[tuple[int, int]]:

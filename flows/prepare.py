@@ -10,7 +10,7 @@ import polars as pl
 from rich.console import Console
 
 from blocking.candidates import BlockingReport, generate_candidates
-from blocking.embed import embed_texts, load_embedder, record_texts
+from blocking.embed import embed_records, load_embedder
 from blocking.settings import BlockingSettings
 from features.attributes import extract_attributes
 from features.idf import TokenIdf
@@ -49,10 +49,6 @@ class _Stages:
         return result
 
 
-def _embed(attrs: pl.DataFrame, settings: BlockingSettings) -> np.ndarray:
-    return embed_texts(record_texts(attrs), settings)
-
-
 def annotate_pairs(pairs: pl.DataFrame, candidates: pl.DataFrame, one_catalog: bool) -> pl.DataFrame:
     """Give given pairs the `blockers` and `ann_sim` blocking gave them (none when it missed them)."""
     ids = pairs.select(pl.col("left_id").cast(pl.String), pl.col("right_id").cast(pl.String))
@@ -71,8 +67,8 @@ def _prepare(left: pl.DataFrame, right: pl.DataFrame | None, settings: BlockingS
     stages = _Stages()
     left_attrs = stages.run("attributes", extract_attributes, left)
     right_attrs = left_attrs if right is None else stages.run("attributes", extract_attributes, right)
-    left_emb = stages.run("embed", _embed, left_attrs, settings)
-    right_emb = left_emb if right is None else stages.run("embed", _embed, right_attrs, settings)
+    left_emb = stages.run("embed", embed_records, left_attrs, settings)
+    right_emb = left_emb if right is None else stages.run("embed", embed_records, right_attrs, settings)
     titles = left_attrs["attr_title"] if right is None else pl.concat([left_attrs["attr_title"], right_attrs["attr_title"]])
     idf = TokenIdf.fit(titles.to_list())
     candidates, report = stages.run(

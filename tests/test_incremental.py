@@ -15,7 +15,7 @@ from features.attributes import extract_attributes
 from features.generate import generate_catalog
 from features.io import write_table
 from flows import incremental
-from flows.pipeline import embed_attrs
+from blocking.embed import embed_records
 from flows.scale import mutate_catalog
 from flows.settings import DedupParams, PipelineSettings, RunnerSettings
 from flows.training import train_from_files
@@ -124,7 +124,7 @@ def test_chunked_scoring_equals_unchunked(harness, ws):
 def test_neighbour_candidates_match_blocking(ws):
     """The flow's own nearest-neighbour bookkeeping proposes exactly what blocking proposes."""
     attrs = extract_attributes(pl.read_parquet(ws["later"]).drop("product_id", "family_id"))
-    emb = embed_attrs(attrs, ws["blocking"])
+    emb = embed_records(attrs, ws["blocking"])
     expected, _ = generate_candidates(attrs, emb, ws["blocking"], progress=False)
     empty = incremental.diff_records(incremental.content_hashes(attrs), None)
     got = incremental.block_catalog(attrs, emb, ws["blocking"], None, empty, reuse=False, progress=False)
