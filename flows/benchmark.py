@@ -173,12 +173,12 @@ def _run_catalog(directory: Path, settings: MatcherSettings, blocking: BlockingS
         "split": {"train_records": train_records.height, "test_records": n, "seed": settings.seed},
     }
     clusters = clock.time("cluster", cluster_records, test_prep.left, scored, ClusterSettings())
-    result["clusters"] = _bcubed(clusters, test_records)
+    result["clusters"] = bcubed_report(clusters, test_records)
     result["matching_from_clusters"] = _cluster_pairs_report(clusters, expected)
     return result
 
 
-def _bcubed(clusters: pl.DataFrame, records: pl.DataFrame) -> dict:
+def bcubed_report(clusters: pl.DataFrame, records: pl.DataFrame) -> dict:
     """B-cubed scores of duplicate groups and variant families on the test half."""
     family = pl.coalesce("family_id", "product_id") if "family_id" in records.columns else pl.col("product_id")
     truth = records.select("id", pl.col("product_id").alias("t_group"), family.alias("t_family"))

@@ -15,6 +15,8 @@ import polars as pl
 from features.io import atomic_dir, file_hash, write_json, write_table
 from features.pairs import FEATURE_NAMES, RANKED, apply_gaps, merge_bests, pair_features, record_bests
 from flows.incremental import ANN_FILE, IDF_FILE, INDEX_FILE, save_index
+from matching.labels import MULTICLASS
+from matching.metrics import class_report
 from matching.model import Matcher, score_pairs
 
 DISPLAY_COLUMNS = (
@@ -104,53 +106,28 @@ def display_records(attrs: pl.DataFrame, assigned: pl.DataFrame) -> pl.DataFrame
     return assigned.join(attrs.select(keep), on="id", how="left")
 
 
-def truth_pairs(attrs: pl.DataFrame) -> pl.DataFrame:
-    """All true duplicate and variant pairs among records that carry truth columns."""
-    if "product_id" not in attrs.columns:
-        return pl.DataFrame(schema={"left_id": pl.String, "right_id": pl.String, "truth": pl.String})
-    family = "family_id" if "family_id" in attrs.columns else "product_id"
-    base = attrs.select("id", "product_id", pl.col(family).alias("fam")).filter(pl.col("fam").is_not_null())
-    pairs = base.join(base, on="fam", suffix="_r").filter(pl.col("id") < pl.col("id_r"))
-    return pairs.select(
-        pl.col("id").alias("left_id"),
-        pl.col("id_r").alias("right_id"),
-        pl.when(pl.col("product_id") == pl.col("product_id_r")).then(pl.lit("duplicate"))
-        .otherwise(pl.lit("variant")).alias("truth"),
-    )
-
-
 def truth_metrics(attrs: pl.DataFrame, scored: pl.DataFrame, records: pl.DataFrame) -> dict[str, Any]:
     """Blocking recall, pair P/R/F1 per class and B-cubed scores when the catalog carries truth."""
-    from matching.bcubed import bcubed
+    from flows.benchmark import bcubed_report, true_pairs
 
-    truth = truth_pairs(attrs)
+    if "product_id" not in attrs.columns:
+        return {}
+    truth = true_pairs(attrs)
     if truth.is_empty():
         return {}
-    joined = truth.join(scored.select("left_id", "right_id", "decision"), on=["left_id", "right_id"], how="full",
-                        coalesce=True)
-    joined = joined.with_columns(pl.col("truth").fill_null("distinct"), pl.col("decision").fill_null("distinct"))
-    out: dict[str, Any] = {
-        "pair_completeness": round(
-            truth.join(scored.select("left_id", "right_id"), on=["left_id", "right_id"], how="semi").height
-            / truth.height, 4),
+    decisions = scored.select("left_id", "right_id", pl.col("decision").replace("match", "duplicate"))
+    joined = truth.join(decisions, on=["left_id", "right_id"], how="full", coalesce=True).with_columns(
+        pl.col("label").fill_null("distinct"), pl.col("decision").fill_null("distinct"))
+    report = class_report(joined["label"].to_numpy(), joined["decision"].to_numpy(), MULTICLASS,
+                          positive=("duplicate", "variant"))
+    found = truth.join(scored.select("left_id", "right_id"), on=["left_id", "right_id"], how="semi").height
+    clusters = records.select("id", pl.col("duplicate_group_id").alias("group_key"),
+                              pl.col("variant_family_id").alias("family_key"))
+    return {
+        "pair_completeness": round(found / truth.height, 4),
+        **{c: {k: round(report[c][k] or 0.0, 4) for k in ("precision", "recall", "f1")} for c in ("duplicate", "variant")},
+        "clusters": bcubed_report(clusters, attrs),
     }
-    for cls in ("duplicate", "variant"):
-        tp = joined.filter((pl.col("truth") == cls) & (pl.col("decision") == cls)).height
-        fp = joined.filter((pl.col("truth") != cls) & (pl.col("decision") == cls)).height
-        fn = joined.filter((pl.col("truth") == cls) & (pl.col("decision") != cls)).height
-        p = tp / (tp + fp) if tp + fp else 0.0
-        r = tp / (tp + fn) if tp + fn else 0.0
-        out[cls] = {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / (p + r) if p + r else 0.0, 4)}
-    truth_ids = attrs.select("id", "product_id", *(["family_id"] if "family_id" in attrs.columns else []))
-    clusters = records.select("id", "duplicate_group_id", "variant_family_id").join(truth_ids, on="id")
-    out["clusters"] = {
-        "duplicate_groups": bcubed(clusters["duplicate_group_id"], clusters["product_id"]),
-        "variant_families": bcubed(
-            clusters["variant_family_id"],
-            clusters["family_id"] if "family_id" in clusters.columns else clusters["product_id"],
-        ),
-    }
-    return out
 
 
 def count_summary(n_records: int, result: RunResult) -> dict[str, int]:
