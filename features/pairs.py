@@ -372,8 +372,13 @@ def best_gaps(feats: pl.DataFrame, one_catalog: bool) -> pl.DataFrame:
 def pair_features(
     pairs: pl.DataFrame, left: pl.DataFrame, right: pl.DataFrame,
     left_emb: np.ndarray | None, right_emb: np.ndarray | None, idf: TokenIdf,
+    bests: dict[str, pl.DataFrame] | None = None,
 ) -> pl.DataFrame:
-    """Return ``pairs`` plus one Float32 column per name in FEATURE_NAMES (NaN = missing)."""
+    """Return ``pairs`` plus one Float32 column per name in FEATURE_NAMES (NaN = missing).
+
+    Gap features compare each pair with the best pair of its records among ``pairs``, or, given
+    ``bests`` (from ``record_bests``), with those of an earlier round of pairs.
+    """
     pairs = pairs.drop(FEATURE_NAMES, strict=False)
     li = _row_index(pairs["left_id"].cast(pl.String), left, "left")
     ri = _row_index(pairs["right_id"].cast(pl.String), right, "right")
@@ -390,4 +395,6 @@ def pair_features(
                 pairs.slice(start, stop - start), ls, rs, cl, cr, _cosine(left_emb, right_emb, cl, cr), vocab
             ))
             progress.advance(task, stop - start)
-    return best_gaps(pl.concat(chunks), left is right).select(*pairs.columns, *FEATURE_NAMES)
+    feats = pl.concat(chunks)
+    feats = best_gaps(feats, left is right) if bests is None else apply_gaps(feats, bests)
+    return feats.select(*pairs.columns, *FEATURE_NAMES)

@@ -18,6 +18,7 @@ import polars as pl
 
 from blocking.metrics import BlockingMetrics, blocking_metrics, truth_from_column, truth_from_file
 from blocking.settings import BlockingSettings
+from features.pairs import pair_features, record_bests
 from features.records import FORMATS, CatalogError, load_catalog
 from flows.prepare import prepare_catalog, prepare_link
 from flows.training import catalog_training_data, pair_groups
@@ -26,7 +27,8 @@ from matching.cluster import cluster_records
 from matching.labels import BINARY, MULTICLASS, read_labels, to_binary, truth_labels
 from matching.metrics import class_report
 from matching.model import Matcher, score_pairs, train_matcher
-from matching.settings import ClusterSettings, MatcherSettings
+from matching.expand import two_hop_pairs
+from matching.settings import ClusterSettings, ExpandSettings, MatcherSettings
 
 LAYOUT_FILES = {
     "pairs": ("tableA.csv", "tableB.csv", "train.csv", "valid.csv", "test.csv"),
@@ -140,26 +142,35 @@ def split_groups(records: pl.DataFrame, seed: int) -> tuple[pl.DataFrame, pl.Dat
     return keyed.filter(in_train).drop("_group"), keyed.filter(~in_train).drop("_group")
 
 
-def _run_catalog(directory: Path, settings: MatcherSettings, blocking: BlockingSettings, clock: _Clock) -> dict:
+def _run_catalog(directory: Path, settings: MatcherSettings, blocking: BlockingSettings, expand: ExpandSettings,
+                 clock: _Clock) -> dict:
     path = directory if directory.is_file() else directory / "catalog.csv"
     records = clock.time("load", load_catalog, path)
     if "product_id" not in records.columns:
         raise CatalogError(path, "catalog layout needs a truth column", column="product_id")
     train_records, test_records = split_groups(records, settings.seed)
-    train_prep, train_y = catalog_training_data(train_records, blocking)
+    train_prep, train_y = catalog_training_data(train_records, blocking, settings, expand)
     clock.add(train_prep.seconds)
     matcher = clock.time("train", train_matcher, train_prep.features, train_y, settings, groups=pair_groups(train_prep))
     test_prep = prepare_catalog(test_records, blocking)
     clock.add(test_prep.seconds)
-    scored = clock.time("score", score_pairs, matcher, test_prep.features)
-    truth = truth_labels(test_prep.features, test_prep.left, test_prep.right).to_numpy()
+    features = test_prep.features
+    scored = clock.time("score", score_pairs, matcher, features)
+    if expand.enabled:
+        extra = clock.time("expand", two_hop_pairs, scored, expand)
+        extra = clock.time("features", pair_features, extra, test_prep.left, test_prep.left, test_prep.left_emb,
+                           test_prep.left_emb, test_prep.idf, bests=record_bests(features, one_catalog=True))
+        features = pl.concat([features, extra], how="vertical_relaxed")
+        scored = pl.concat([scored, clock.time("score", score_pairs, matcher, extra)], how="vertical_relaxed")
+    truth = truth_labels(features, test_prep.left, test_prep.right).to_numpy()
     expected = true_pairs(test_records)
-    unscored = expected.join(_pair_keys(test_prep.candidates), on=["left_id", "right_id"], how="anti")
+    unscored = expected.join(_pair_keys(features), on=["left_id", "right_id"], how="anti")
     missed = dict(unscored.group_by("label").len().rows())
     report = class_report(truth, scored["decision"].to_numpy(), MULTICLASS, positive=("duplicate", "variant"), missed=missed)
     n = test_records.height
     result = {
         "blocking": _blocking(blocking_metrics(test_prep.candidates, expected, n)),
+        "scored_pair_completeness": round(1.0 - unscored.height / max(expected.height, 1), 4),
         "matching": {
             **{c: {k: report[c][k] for k in ("precision", "recall", "f1", "support")} for c in ("duplicate", "variant")},
             "macro_f1": report["macro_f1"],
@@ -212,7 +223,7 @@ def _cluster_pairs_report(clusters: pl.DataFrame, expected: pl.DataFrame) -> dic
 
 
 def run_benchmark(directory: str | Path, seed: int = 0, blocking: BlockingSettings | None = None,
-                  matcher: MatcherSettings | None = None) -> dict:
+                  matcher: MatcherSettings | None = None, expand: ExpandSettings | None = None) -> dict:
     """Run the benchmark of one dataset folder and return the report (keys fixed by the issue).
 
     `seed` drives the split and the model; the matcher's mode follows the layout.
@@ -225,7 +236,8 @@ def run_benchmark(directory: str | Path, seed: int = 0, blocking: BlockingSettin
     if layout == "pairs":
         body = _run_pairs(directory, matcher.model_copy(update={"mode": "binary"}), blocking, clock)
     elif layout == "catalog":
-        body = _run_catalog(directory, matcher.model_copy(update={"mode": "multiclass"}), blocking, clock)
+        body = _run_catalog(directory, matcher.model_copy(update={"mode": "multiclass"}), blocking,
+                            expand or ExpandSettings(), clock)
     else:
         body = _run_full(directory, blocking, clock)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from flows.probe import StageProbe
 from flows.settings import DedupParams, RunnerSettings, ServeSettings
 from flows.stage_cache import StageCache, content_key
 from matching.cluster import cluster_records
+from matching.expand import two_hop_pairs
 from matching.lineage import assign_stable_ids
 
 # Our own content-hash cache (flows/stage_cache.py) replaces Prefect's input hashing, which would
@@ -145,6 +147,56 @@ def _map_in_order(futures: list, progress_id: Any, done_before: int, total: int)
     return results
 
 
+@dataclass
+class _Rounds:
+    """Features and scores of a round of pairs: chunks in tasks, earlier runs' work reused where it cannot
+    have changed. The first round is blocking's candidates; the second the two-hop pairs."""
+
+    left: Side
+    other: Side
+    idf: TokenIdf
+    cache: StageCache
+    feature_key: list[Any]
+    previous: Previous | None  # None: reuse nothing
+    delta: Delta
+    parts_dir: Path
+    model: Path
+    chunk_size: int
+    one_catalog: bool
+    probe: StageProbe
+
+    def run(self, pairs: pl.DataFrame, name: str, bests: dict[str, pl.DataFrame] | None = None,
+            ) -> tuple[pl.DataFrame, list[Path], int, dict[str, pl.DataFrame]]:
+        """Scored pairs, their feature parts, how many were reused, and the per-record bests the gap
+        features were taken against (``bests``, else those of ``pairs``)."""
+        progress = create_progress_artifact(progress=0.0, description=f"features and scoring of {name} pairs")
+        with self.probe.stage("features"):
+            reused = incremental.reusable_pairs(pairs, self.previous, self.delta) if self.previous else None
+            todo = pairs.join(reused, on=["left_id", "right_id"], how="anti") if reused is not None else pairs
+            bounds = pipeline.shard_bounds(todo.height, self.chunk_size)
+            parts = _map_in_order([
+                features_task.submit(todo.slice(a, b - a), self.left, self.other, self.idf, self.cache,
+                                     content_key("features", *self.feature_key, frame_hash(todo.slice(a, b - a))),
+                                     self.parts_dir / f"{name}-{i:05d}.parquet")
+                for i, (a, b) in enumerate(bounds)
+            ], progress, 0, 2 * len(bounds))
+            reused_parts = [] if reused is None else [
+                incremental.reused_features(self.previous, reused, self.parts_dir / f"{name}-reused.parquet")]
+            bests = pipeline.regap_parts(parts + reused_parts, self.one_catalog, bests)
+            to_score = list(parts)
+            if reused is not None:
+                reused, rescore = incremental.split_reused(reused_parts[0], self.previous, pipeline.GAP_FEATURES,
+                                                           self.parts_dir / f"{name}-rescore.parquet")
+                to_score.append(rescore)
+        with self.probe.stage("score"):
+            scored_parts = _map_in_order([score_task.submit(p, self.model) for p in to_score],
+                                         progress, len(bounds), len(bounds) + len(to_score))
+            if reused is not None:
+                scored_parts.append(incremental.reused_scores(self.previous, reused))
+            scored = pl.concat(scored_parts, how="vertical").sort("left_id", "right_id")
+        return scored, parts + reused_parts, reused.height if reused is not None else 0, bests
+
+
 @flow(name="dedup", log_prints=True, validate_parameters=True)
 def dedup_flow(params: DedupParams) -> dict[str, Any]:
     """Find duplicate groups and variant families in one catalog (or across two with `right`)."""
@@ -168,7 +220,7 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
     # Another model, feature list or blocking/cluster setting makes every earlier score stale.
     fingerprint = incremental.reuse_fingerprint(__version__, FEATURE_NAMES, settings.blocking.model_dump(mode="json"),
                                                 settings.cluster.model_dump(mode="json"),
-                                                file_hash(params.model / "model.txt"))
+                                                settings.expand.model_dump(mode="json"), file_hash(params.model / "model.txt"))
     reuse = settings.incremental and previous is not None and previous.fingerprint == fingerprint
     data_key = [frame_hash(left_records), frame_hash(right_records) if right_records is not None else None,
                 settings.blocking.model_dump(mode="json")]
@@ -181,36 +233,21 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
         else:
             pairs = block_task(left, right, settings.blocking, cache, content_key("block", *data_key))
     other = right or left
-    progress = create_progress_artifact(progress=0.0, description="features and scoring of candidate pairs")
     with tempfile.TemporaryDirectory(prefix="catalog-match-features-") as parts_dir:
         with probe.stage("features"):
             titles = pl.concat([left_attrs["attr_title"], *([right_attrs["attr_title"]] if right else [])])
             idf, idf_refit = incremental.choose_idf(titles, previous, delta, settings.idf_refit_fraction)
-            reused = incremental.reusable_pairs(pairs, previous, delta) if reuse else None
-            todo = pairs.join(reused, on=["left_id", "right_id"], how="anti") if reused is not None else pairs
-            bounds = pipeline.shard_bounds(todo.height, settings.runner.pair_chunk_size)
-            feature_key = [__version__, FEATURE_NAMES, *data_key, idf.to_json()]
-            parts = _map_in_order([
-                features_task.submit(todo.slice(a, b - a), left, other, idf, cache,
-                                     content_key("features", *feature_key, frame_hash(todo.slice(a, b - a))),
-                                     Path(parts_dir) / f"part-{i:05d}.parquet")
-                for i, (a, b) in enumerate(bounds)
-            ], progress, 0, 2 * len(bounds))
-            reused_parts = [] if reused is None else [
-                incremental.reused_features(previous, reused, Path(parts_dir) / "part-reused.parquet")]
-            pipeline.regap_parts(parts + reused_parts, one_catalog)
-            to_score = list(parts)
-            if reused is not None:
-                reused, rescore = incremental.split_reused(reused_parts[0], previous, pipeline.GAP_FEATURES,
-                                                           Path(parts_dir) / "part-rescore.parquet")
-                to_score.append(rescore)
-        with probe.stage("score"):
-            scored_parts = _map_in_order([score_task.submit(p, params.model) for p in to_score],
-                                         progress, len(bounds), len(bounds) + len(to_score))
-            if reused is not None:
-                scored_parts.append(incremental.reused_scores(previous, reused))
-            scored = pl.concat(scored_parts, how="vertical").sort("left_id", "right_id")
-            parts += reused_parts
+        rounds = _Rounds(left, other, idf, cache, [__version__, FEATURE_NAMES, *data_key, idf.to_json()],
+                         previous if reuse else None, delta, Path(parts_dir), params.model,
+                         settings.runner.pair_chunk_size, one_catalog, probe)
+        scored, parts, reused_count, bests = rounds.run(pairs, "candidate")
+        if one_catalog and settings.expand.enabled:
+            with probe.stage("expand"):
+                extra = two_hop_pairs(scored, settings.expand)
+            if extra.height:
+                extra_scored, extra_parts, extra_reused, _ = rounds.run(extra, "two-hop", bests)
+                scored = pl.concat([scored, extra_scored], how="vertical_relaxed").sort("left_id", "right_id")
+                parts, reused_count = parts + extra_parts, reused_count + extra_reused
         with probe.stage("cluster"):
             result, reclustered = _cluster(left_attrs, right_attrs, scored, params, previous, delta, reuse)
             result.idf = idf
@@ -220,7 +257,7 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
         n_records = left_attrs.height + (right_attrs.height if right_attrs is not None else 0)
         result.counts = pipeline.count_summary(n_records, result)
         truth_attrs = left_attrs if right_attrs is None else pipeline.link_records(left_attrs, right_attrs)
-        result.metrics = pipeline.truth_metrics(truth_attrs, result.scored, result.records)
+        result.metrics = pipeline.truth_metrics(truth_attrs, pairs, result.scored, result.records)
         run_info = {
             "inputs": {"catalog": pipeline.input_info(params.catalog),
                        **({"right": pipeline.input_info(params.right)} if params.right else {})},
@@ -234,7 +271,7 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
             "incremental": {
                 "reuse": reuse, "records": delta.counts, "changed_fraction": round(delta.fraction, 6),
                 "idf_refit": idf_refit, "blocking": blocked.report if blocked is not None else None,
-                "pairs_reused": reused.height if reused is not None else 0, "pairs_scored": scored.height - (reused.height if reused is not None else 0),
+                "pairs_reused": reused_count, "pairs_scored": scored.height - reused_count,
                 "records_reclustered": reclustered,
             },
             "created_at": pipeline.utc_stamp(),

@@ -68,13 +68,17 @@ def chunk_features(pairs: pl.DataFrame, left: Side, right: Side, idf: Any, featu
     return feats.select(["left_id", "right_id", "blockers", *feature_names])
 
 
-def regap_parts(parts: list[Path], one_catalog: bool) -> None:
+def regap_parts(parts: list[Path], one_catalog: bool,
+                bests: dict[str, pl.DataFrame] | None = None) -> dict[str, pl.DataFrame]:
     """Recompute, over all chunks together, the features that compare a pair with the other pairs of its
-    records (each chunk alone sees only some of them), rewriting every part in place."""
+    records (each chunk alone sees only some of them), rewriting every part in place; with ``bests`` (an
+    earlier round's), compare with those instead. Return the bests used."""
     columns = ["left_id", "right_id", *RANKED]
-    bests = merge_bests([record_bests(pl.read_parquet(path, columns=columns), one_catalog) for path in parts])
+    if bests is None:
+        bests = merge_bests([record_bests(pl.read_parquet(path, columns=columns), one_catalog) for path in parts])
     for path in parts:
         write_table(apply_gaps(pl.read_parquet(path), bests), path)
+    return bests
 
 
 def score_features(path: Path, model_dir: Path) -> pl.DataFrame:
@@ -106,8 +110,10 @@ def display_records(attrs: pl.DataFrame, assigned: pl.DataFrame) -> pl.DataFrame
     return assigned.join(attrs.select(keep), on="id", how="left")
 
 
-def truth_metrics(attrs: pl.DataFrame, scored: pl.DataFrame, records: pl.DataFrame) -> dict[str, Any]:
-    """Blocking recall, pair P/R/F1 per class and B-cubed scores when the catalog carries truth."""
+def truth_metrics(attrs: pl.DataFrame, candidates: pl.DataFrame, scored: pl.DataFrame,
+                  records: pl.DataFrame) -> dict[str, Any]:
+    """Pair completeness of blocking's candidates and of all scored pairs (with the two-hop round), pair
+    P/R/F1 per class and B-cubed scores, when the catalog carries truth."""
     from flows.benchmark import bcubed_report, true_pairs
 
     if "product_id" not in attrs.columns:
@@ -120,11 +126,15 @@ def truth_metrics(attrs: pl.DataFrame, scored: pl.DataFrame, records: pl.DataFra
         pl.col("label").fill_null("distinct"), pl.col("decision").fill_null("distinct"))
     report = class_report(joined["label"].to_numpy(), joined["decision"].to_numpy(), MULTICLASS,
                           positive=("duplicate", "variant"))
-    found = truth.join(scored.select("left_id", "right_id"), on=["left_id", "right_id"], how="semi").height
+    def completeness(pairs: pl.DataFrame) -> float:
+        found = truth.join(pairs.select("left_id", "right_id"), on=["left_id", "right_id"], how="semi").height
+        return round(found / truth.height, 4)
+
     clusters = records.select("id", pl.col("duplicate_group_id").alias("group_key"),
                               pl.col("variant_family_id").alias("family_key"))
     return {
-        "pair_completeness": round(found / truth.height, 4),
+        "pair_completeness": completeness(scored),
+        "blocking_pair_completeness": completeness(candidates),
         **{c: {k: round(report[c][k] or 0.0, 4) for k in ("precision", "recall", "f1")} for c in ("duplicate", "variant")},
         "clusters": bcubed_report(clusters, attrs),
     }

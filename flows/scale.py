@@ -23,8 +23,8 @@ from features.records import CatalogError
 from flows.settings import DEFAULT_MODEL, SAMPLE_CATALOG, PipelineSettings
 from matching.model import Matcher
 
-# Stages in the order the issue reports them; `attributes` is reported too.
-STAGES = ("load", "attributes", "embed", "index", "block", "features", "score", "cluster", "write")
+# Stages in the order the issue reports them; `attributes` and `expand` (two-hop pairs) are reported too.
+STAGES = ("load", "attributes", "embed", "index", "block", "features", "score", "expand", "cluster", "write")
 
 
 def bench_catalog(n_records: int, seed: int, path: Path) -> Path:
@@ -129,6 +129,7 @@ def run_summary(info: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_mb": info["peak_rss_mb"],
         "peak_rss_mb_per_stage": info.get("peak_rss_mb_per_stage"),
         "pair_completeness": metrics.get("pair_completeness"),
+        "blocking_pair_completeness": metrics.get("blocking_pair_completeness"),
         "duplicate_f1": (metrics.get("duplicate") or {}).get("f1"),
         "variant_f1": (metrics.get("variant") or {}).get("f1"),
         "process_seconds": info["process_seconds"],

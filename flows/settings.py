@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from blocking.settings import BlockingSettings
 from features.records import FORMATS
 from features.settings import Settings
-from matching.settings import ClusterSettings
+from matching.settings import ClusterSettings, ExpandSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = REPO_ROOT / "data" / "model"
@@ -38,6 +38,7 @@ class PipelineSettings(Settings):
 
     blocking: BlockingSettings = Field(default_factory=BlockingSettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    expand: ExpandSettings = Field(default_factory=ExpandSettings)
     runner: RunnerSettings = Field(default_factory=RunnerSettings)
     stage_cache_dir: Path | None = None
     seed: int = 0

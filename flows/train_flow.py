@@ -15,7 +15,7 @@ from features.settings import Settings
 from flows.model_update import UpdatePlan, congruent_settings, congruent_weigh, finish_update, plan_update
 from flows.training import TrainingData, fit, load_training_data
 from matching.model import Matcher
-from matching.settings import MatcherSettings
+from matching.settings import ExpandSettings, MatcherSettings
 
 heavy = dict(cache_policy=NO_CACHE, persist_result=False)
 
@@ -30,6 +30,8 @@ class TrainParams(Settings):
     mode: Literal["multiclass", "binary"] = "multiclass"
     seed: int = 0
     blocking: BlockingSettings = Field(default_factory=BlockingSettings)
+    # The two-hop round the dedup runs will score; its pairs are trained on too.
+    expand: ExpandSettings = Field(default_factory=ExpandSettings)
     registry: Path | None = None
     compare_to: str | None = None
     holdout: Path | None = None
@@ -56,7 +58,8 @@ class TrainParams(Settings):
 @task(name="training-features", retries=2, retry_delay_seconds=[1, 4], **heavy)
 def features_task(params: TrainParams) -> TrainingData:
     """Load the labels (or truth columns) and compute the pair features."""
-    return load_training_data(params.catalog, params.blocking, params.labels, params.right)
+    return load_training_data(params.catalog, params.blocking, params.labels, params.right,
+                              params.matcher_settings(), params.expand)
 
 
 @task(name="fit", **heavy)

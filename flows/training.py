@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,19 +15,54 @@ from features.io import file_hash
 from features.records import CatalogError, load_catalog
 from flows.prepare import Prepared, prepare_catalog, prepare_link
 from matching.labels import read_labels, truth_labels
-from matching.model import Matcher, train_matcher
-from matching.settings import MatcherSettings
+from features.pairs import pair_features, record_bests
+from matching.expand import two_hop_pairs
+from matching.model import Matcher, score_pairs, train_matcher
+from matching.settings import ExpandSettings, MatcherSettings
 
 
-def catalog_training_data(records: pl.DataFrame, settings: BlockingSettings) -> tuple[Prepared, np.ndarray]:
-    """Blocking candidates of a catalog with truth columns, labelled from product_id/family_id."""
+def catalog_training_data(records: pl.DataFrame, settings: BlockingSettings,
+                          matcher: MatcherSettings | None = None,
+                          expand: ExpandSettings | None = None) -> tuple[Prepared, np.ndarray]:
+    """Blocking candidates of a catalog with truth columns, labelled from product_id/family_id; with
+    ``expand`` enabled, also the two-hop pairs a run would score next (see ``two_hop_training_pairs``)."""
     if "product_id" not in records.columns:
         raise CatalogError("<catalog>", "training needs truth columns or a labelled pairs file", column="product_id")
     prepared = prepare_catalog(records, settings)
     labels = truth_labels(prepared.features, prepared.left, prepared.right).to_numpy()
     if not np.any(labels != "distinct"):
         raise CatalogError("<catalog>", "blocking found no true pair to learn from (check product_id/family_id)")
+    if expand is not None and expand.enabled:
+        extra = two_hop_training_pairs(prepared, labels, matcher or MatcherSettings(), expand)
+        prepared = replace(prepared, features=pl.concat([prepared.features, extra], how="vertical_relaxed"))
+        labels = np.concatenate([labels, truth_labels(extra, prepared.left, prepared.right).to_numpy()])
     return prepared, labels
+
+
+def two_hop_training_pairs(prepared: Prepared, labels: np.ndarray, settings: MatcherSettings,
+                           expand: ExpandSettings) -> pl.DataFrame:
+    """Features of the two-hop pairs of a catalog, with the links hopped over scored out of fold.
+
+    A model trained on the candidates of half the truth groups scores the other half's candidates, so the
+    links carry the errors a new catalog's would; in-sample scores would hop only over true links.
+    """
+    groups = pair_groups(prepared)
+    names = np.unique(groups.astype(str))
+    fold_of = dict(zip(names, np.random.default_rng(settings.seed).permutation(len(names)) % 2))
+    fold = np.array([fold_of[g] for g in groups.astype(str)])
+    scored = []
+    for held_out in (0, 1):
+        train, test = fold != held_out, fold == held_out
+        if len(np.unique(labels[train])) < 2 or not test.any():
+            continue
+        matcher = train_matcher(prepared.features.filter(pl.Series(train)), labels[train], settings,
+                                groups=groups[train])
+        scored.append(score_pairs(matcher, prepared.features.filter(pl.Series(test))))
+    if not scored:
+        return prepared.features.clear()
+    extra = two_hop_pairs(pl.concat(scored).sort("left_id", "right_id"), expand)
+    return pair_features(extra, prepared.left, prepared.left, prepared.left_emb, prepared.left_emb, prepared.idf,
+                         bests=record_bests(prepared.features, one_catalog=True))
 
 
 def pair_groups(prepared: Prepared) -> np.ndarray:
@@ -73,15 +108,18 @@ Weigh = Callable[[pl.DataFrame, np.ndarray], tuple[np.ndarray | None, np.ndarray
 
 
 def load_training_data(catalog: str | os.PathLike, blocking: BlockingSettings,
-                       labels: str | os.PathLike | None = None, right: str | os.PathLike | None = None) -> TrainingData:
-    """Features and labels from a catalog's truth columns, or from a labelled pairs file."""
+                       labels: str | os.PathLike | None = None, right: str | os.PathLike | None = None,
+                       matcher: MatcherSettings | None = None,
+                       expand: ExpandSettings | None = None) -> TrainingData:
+    """Features and labels from a catalog's truth columns (with two-hop pairs when ``expand`` is
+    enabled), or from a labelled pairs file."""
     records = load_catalog(catalog)
     right_records = load_catalog(right) if right is not None else None
     groups = None
     if labels is None:
         if right_records is not None:
             raise CatalogError(right, "two sources need a labelled pairs file (--labels)")
-        prepared, y = catalog_training_data(records, blocking)
+        prepared, y = catalog_training_data(records, blocking, matcher, expand)
         groups = pair_groups(prepared)
     else:
         try:
@@ -109,8 +147,9 @@ def fit(data: TrainingData, matcher_settings: MatcherSettings, blocking: Blockin
 
 def train_from_files(catalog: str | os.PathLike, out: str | os.PathLike, matcher_settings: MatcherSettings,
                      blocking_settings: BlockingSettings, labels: str | os.PathLike | None = None,
-                     right: str | os.PathLike | None = None) -> Matcher:
+                     right: str | os.PathLike | None = None, expand: ExpandSettings | None = None) -> Matcher:
     """Train a matcher from a catalog (truth columns) or a labelled pairs file, and save it to `out`."""
-    matcher = fit(load_training_data(catalog, blocking_settings, labels, right), matcher_settings, blocking_settings)
+    data = load_training_data(catalog, blocking_settings, labels, right, matcher_settings, expand or ExpandSettings())
+    matcher = fit(data, matcher_settings, blocking_settings)
     matcher.save(out)
     return matcher

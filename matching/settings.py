@@ -63,6 +63,16 @@ class ClusterSettings(Settings):
         return self
 
 
+class ExpandSettings(Settings):
+    """Second-round candidates in one catalog: after scoring, pairs of records that share a strong link."""
+
+    # Blocking proposes a listing's nearest few neighbours; a family of a dozen colours and sizes has more
+    # members than that, so many of its pairs are never scored. One hop over scored links reaches them.
+    enabled: bool = True
+    min_probability: float = Field(0.5, gt=0, le=1, description="p_duplicate + p_variant of a link to hop over")
+    partners: int = Field(10, ge=1, description="strongest links per record that take part")
+
+
 class GateSettings(Settings):
     """When a new model may replace the current one."""
 

@@ -83,6 +83,7 @@ def test_catalog_layout_counts_every_true_pair_of_the_test_half():
     assert sum(matching["confusion"]["variant"].values()) == var
     assert true_pairs(test).group_by("label").len().sort("label").rows() == [("duplicate", dup), ("variant", var)]
     assert matching["variant"]["f1"] >= 0.8
+    assert report["blocking"]["pair_completeness"] <= report["scored_pair_completeness"] <= 1
     for level in ("duplicate_groups", "variant_families"):
         assert {"bcubed_precision", "bcubed_recall", "bcubed_f1"} <= set(report["clusters"][level])
 

@@ -104,8 +104,14 @@ def test_dedup_flow_writes_run_folder_and_artifacts(harness, workspace):
     saved = json.loads((out / "run.json").read_text())
     assert DedupParams.model_validate(saved["params"]) == p
     assert saved["counts"]["records"] == catalog.height and info["counts"] == saved["counts"]
-    assert set(saved["timings"]) >= {"load", "embed", "block", "features", "score", "cluster", "write"}
-    assert 0 < saved["metrics"]["pair_completeness"] <= 1
+    assert set(saved["timings"]) >= {"load", "embed", "block", "features", "score", "expand", "cluster", "write"}
+    # The two-hop round scores true pairs blocking missed, and only pairs blocking did not propose.
+    metrics = saved["metrics"]
+    assert 0 < metrics["blocking_pair_completeness"] < metrics["pair_completeness"] <= 1
+    pairs = pl.read_parquet(out / "pairs.parquet")
+    hop = pairs.filter(pl.col("blockers").list.contains("two_hop"))
+    assert hop.height > 0 and hop["blockers"].list.len().max() == 1
+    assert pairs.select("left_id", "right_id").is_unique().all()
     features = pl.read_parquet(out / "features.parquet")
     assert features.height == pl.read_parquet(out / "pairs.parquet").height
 

@@ -76,6 +76,9 @@ def test_incremental_run_equals_full_run(harness, ws):
     inc = run(ws, ws["later"], "inc", previous=ws["root"] / "base")
     full = run(ws, ws["later"], "full", previous=ws["root"] / "base", incremental=False)
     assert_same_run(ws["root"] / "inc", ws["root"] / "full")
+    # The equality covers the second round too: two-hop pairs, some of them reused.
+    pairs = table(ws["root"] / "inc", "pairs")
+    assert pairs["blockers"].list.contains("two_hop").sum() > 0
     work = inc["incremental"]
     n = inc["counts"]["records"]
     assert work["reuse"] and not full["incremental"]["reuse"]
