@@ -34,6 +34,11 @@ class Side:
     attrs: pl.DataFrame
     emb: np.ndarray
 
+    def subset(self, ids: pl.Series) -> Side:
+        """The rows of these ids (and only those), in catalog order."""
+        rows = np.flatnonzero(self.attrs["id"].is_in(ids.implode()).to_numpy())
+        return Side(self.attrs[rows], self.emb[rows])
+
 
 @dataclass
 class RunResult:
@@ -64,6 +69,12 @@ def load_matcher(model_dir: str) -> Matcher:
 
 def chunk_features(pairs: pl.DataFrame, left: Side, right: Side, idf: Any, feature_names: list[str]) -> pl.DataFrame:
     """Pair features for one chunk of candidate pairs, keeping the pair columns."""
+    # Per-record work (tokens, IDF weights) then covers the chunk's records, not the whole catalog
+    # once per chunk, which made feature time grow with catalog size x number of chunks.
+    if left is right:
+        left = right = left.subset(pl.concat([pairs["left_id"], pairs["right_id"]]))
+    else:
+        left, right = left.subset(pairs["left_id"]), right.subset(pairs["right_id"])
     feats = pair_features(pairs, left.attrs, right.attrs, left.emb, right.emb, idf)
     return feats.select(["left_id", "right_id", "blockers", *feature_names])
 
