@@ -29,6 +29,8 @@ class TrainParams(Settings):
     right: Path | None = None
     mode: Literal["multiclass", "binary"] = "multiclass"
     seed: int = 0
+    # Mode and seed above override the matcher's own.
+    matcher: MatcherSettings = Field(default_factory=MatcherSettings)
     blocking: BlockingSettings = Field(default_factory=BlockingSettings)
     # The two-hop round the dedup runs will score; its pairs are trained on too.
     expand: ExpandSettings = Field(default_factory=ExpandSettings)
@@ -47,7 +49,7 @@ class TrainParams(Settings):
 
     def matcher_settings(self) -> MatcherSettings:
         """Matcher settings for this run's mode and seed."""
-        return MatcherSettings(mode=self.mode, seed=self.seed)
+        return self.matcher.model_copy(update={"mode": self.mode, "seed": self.seed})
 
     def plan(self) -> UpdatePlan | None:
         """The registry part of the run, validated (None without --registry)."""

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from blocking.settings import BlockingSettings
+from matching.settings import MatcherSettings
 from flows.cli.app import app
 from flows.settings import DEFAULT_MODEL
 
@@ -42,6 +43,7 @@ def train(
     congruent: Annotated[bool, typer.Option(help="Positive-congruent training: keep what --compare-to gets right.")] = False,
     export: Annotated[Path | None, typer.Option(help="Review package folder for the held-out pairs that flip.")] = None,
     blocking: BlockingOption = None,
+    matcher: Annotated[Path | None, typer.Option(help="MatcherSettings JSON (learning rate, rounds, leaves...); --mode and --seed win.")] = None,
 ) -> None:
     """Train the pair matcher and save it as a model folder (a Prefect `train` flow run)."""
     from pydantic import ValidationError
@@ -53,7 +55,8 @@ def train(
     try:
         params = TrainParams(catalog=catalog, out=out, labels=labels, right=right, mode=mode.value, seed=seed,
                              blocking=_blocking(blocking), registry=registry, compare_to=compare_to,
-                             holdout=holdout, congruent=congruent, export=export)
+                             holdout=holdout, congruent=congruent, export=export,
+                             **({"matcher": MatcherSettings.load(matcher)} if matcher is not None else {}))
     except ValidationError as exc:
         raise CatalogError("parameters", validation_message(exc)) from None
     summary = run_train(params)
