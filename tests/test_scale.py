@@ -46,12 +46,14 @@ def test_bench_scale_writes_the_fixed_json_shape(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "flows", "bench-scale", "--records", "300", "--incremental-fraction", "0.1",
-         "--json", str(report_path), "--work", str(tmp_path / "work"), "--seed", "3"],
+         "--json", str(report_path), "--work", str(tmp_path / "work"), "--seed", "3",
+         "--train-records", "1500"],
         capture_output=True, text=True, env=env, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(report_path.read_text())
     assert {"runs", "incremental", "model"} <= set(report)
+    assert "1500 generated listings (seed 1003)" in report["model"]
     (run,) = report["runs"]
     assert {"records", "seconds", "peak_rss_mb", "pair_completeness", "duplicate_f1", "variant_f1"} <= set(run)
     assert run["records"] == 300 and run["peak_rss_mb"] > 0

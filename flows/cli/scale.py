@@ -36,6 +36,8 @@ def bench_scale(
     work: Annotated[Path, typer.Option(help="Folder for catalogs, run folders and caches.")] = Path("runs/bench-scale"),
     settings: Annotated[Path | None, typer.Option(
         help="PipelineSettings JSON for every run; default: the static embedder.")] = None,
+    train_records: Annotated[int, typer.Option(
+        help="Listings of the generated catalog the model is trained on (when the shipped model does not fit).")] = 30_000,
 ) -> None:
     """Generate catalogs, run dedup on each in its own process, report seconds, memory and quality."""
     from flows.scale import bench_scale as run_bench
@@ -44,7 +46,8 @@ def bench_scale(
     if incremental_fraction is not None and not 0 < incremental_fraction < 1:
         raise CatalogError("--incremental-fraction", f"{incremental_fraction} is not between 0 and 1")
     report = run_bench(sizes, work, seed=seed, incremental_fraction=incremental_fraction,
-                       settings=pipeline_settings(settings, None, None) if settings else None, json_path=json_path)
+                       settings=pipeline_settings(settings, None, None) if settings else None, json_path=json_path,
+                       train_records=train_records)
     table = Table(title=f"bench-scale (model: {report['model']})")
     for col in ("records", "total s", "peak MB", "completeness", "dup F1", "variant F1"):
         table.add_column(col, justify="right")
