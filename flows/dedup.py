@@ -354,7 +354,8 @@ def _artifacts(params: DedupParams, info: dict[str, Any]) -> None:
                          description="Run folder")
     if info["metrics"]:
         m = info["metrics"]
-        lines = ["# Dedup metrics against truth", "", f"- pair completeness: {m['pair_completeness']}"]
+        lines = ["# Dedup metrics against truth", "",
+                 f"- pair completeness: blocking {m['blocking_pair_completeness']}, scored {m['pair_completeness']}"]
         for cls in ("duplicate", "variant"):
             lines.append(f"- {cls}: P {m[cls]['precision']} R {m[cls]['recall']} F1 {m[cls]['f1']}")
         for level, s in m["clusters"].items():

@@ -69,7 +69,8 @@ def print_summary(info: dict[str, Any]) -> None:
     table.add_row("peak memory MB", f"{info['peak_rss_mb']:,.0f}")
     metrics = info.get("metrics") or {}
     if metrics:
-        table.add_row("pair completeness", str(metrics["pair_completeness"]))
+        table.add_row("pair completeness (blocking)", str(metrics["blocking_pair_completeness"]))
+        table.add_row("pair completeness (scored)", str(metrics["pair_completeness"]))
         for cls in ("duplicate", "variant"):
             table.add_row(f"{cls} pair F1", str(metrics[cls]["f1"]))
         for level, scores in metrics["clusters"].items():
