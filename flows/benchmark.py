@@ -18,16 +18,14 @@ import polars as pl
 
 from blocking.metrics import BlockingMetrics, blocking_metrics, truth_from_column, truth_from_file
 from blocking.settings import BlockingSettings
-from features.pairs import pair_features, record_bests
 from features.records import FORMATS, CatalogError, load_catalog
-from flows.prepare import prepare_catalog, prepare_link
+from flows.prepare import prepare_catalog, prepare_link, two_hop_features
 from flows.training import catalog_training_data, pair_groups
 from matching.bcubed import bcubed
 from matching.cluster import cluster_records
 from matching.labels import BINARY, MULTICLASS, read_labels, to_binary, truth_labels
 from matching.metrics import class_report
 from matching.model import Matcher, score_pairs, train_matcher
-from matching.expand import two_hop_pairs
 from matching.settings import ClusterSettings, ExpandSettings, MatcherSettings
 
 LAYOUT_FILES = {
@@ -157,9 +155,7 @@ def _run_catalog(directory: Path, settings: MatcherSettings, blocking: BlockingS
     features = test_prep.features
     scored = clock.time("score", score_pairs, matcher, features)
     if expand.enabled:
-        extra = clock.time("expand", two_hop_pairs, scored, expand)
-        extra = clock.time("features", pair_features, extra, test_prep.left, test_prep.left, test_prep.left_emb,
-                           test_prep.left_emb, test_prep.idf, bests=record_bests(features, one_catalog=True))
+        extra = clock.time("features", two_hop_features, test_prep, scored, expand)
         features = pl.concat([features, extra], how="vertical_relaxed")
         scored = pl.concat([scored, clock.time("score", score_pairs, matcher, extra)], how="vertical_relaxed")
     truth = truth_labels(features, test_prep.left, test_prep.right).to_numpy()

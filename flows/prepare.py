@@ -14,7 +14,9 @@ from blocking.embed import embed_records, load_embedder
 from blocking.settings import BlockingSettings
 from features.attributes import extract_attributes
 from features.idf import TokenIdf
-from features.pairs import pair_features
+from features.pairs import pair_features, record_bests
+from matching.expand import two_hop_pairs
+from matching.settings import ExpandSettings
 
 _console = Console(stderr=True)
 
@@ -94,3 +96,11 @@ def prepare_link(left: pl.DataFrame, right: pl.DataFrame, settings: BlockingSett
                  pairs: pl.DataFrame | None = None, with_features: bool = True) -> Prepared:
     """Prepare two sources (left x right); features as in prepare_catalog."""
     return _prepare(left, right, settings, pairs, with_features)
+
+
+def two_hop_features(prepared: Prepared, scored: pl.DataFrame, expand: ExpandSettings) -> pl.DataFrame:
+    """Features of the two-hop pairs of a prepared catalog's scored candidates, with gaps taken against
+    the candidates' per-record bests (as the dedup flow's second round does)."""
+    extra = two_hop_pairs(scored, expand)
+    return pair_features(extra, prepared.left, prepared.left, prepared.left_emb, prepared.left_emb, prepared.idf,
+                         bests=record_bests(prepared.features, one_catalog=True))

@@ -13,10 +13,8 @@ import polars as pl
 from blocking.settings import BlockingSettings
 from features.io import file_hash
 from features.records import CatalogError, load_catalog
-from flows.prepare import Prepared, prepare_catalog, prepare_link
+from flows.prepare import Prepared, prepare_catalog, prepare_link, two_hop_features
 from matching.labels import read_labels, truth_labels
-from features.pairs import pair_features, record_bests
-from matching.expand import two_hop_pairs
 from matching.model import Matcher, score_pairs, train_matcher
 from matching.settings import ExpandSettings, MatcherSettings
 
@@ -60,9 +58,7 @@ def two_hop_training_pairs(prepared: Prepared, labels: np.ndarray, settings: Mat
         scored.append(score_pairs(matcher, prepared.features.filter(pl.Series(test))))
     if not scored:
         return prepared.features.clear()
-    extra = two_hop_pairs(pl.concat(scored).sort("left_id", "right_id"), expand)
-    return pair_features(extra, prepared.left, prepared.left, prepared.left_emb, prepared.left_emb, prepared.idf,
-                         bests=record_bests(prepared.features, one_catalog=True))
+    return two_hop_features(prepared, pl.concat(scored).sort("left_id", "right_id"), expand)
 
 
 def pair_groups(prepared: Prepared) -> np.ndarray:
