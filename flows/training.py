@@ -45,9 +45,8 @@ def two_hop_training_pairs(prepared: Prepared, labels: np.ndarray, settings: Mat
     links carry the errors a new catalog's would; in-sample scores would hop only over true links.
     """
     groups = pair_groups(prepared)
-    names = np.unique(groups.astype(str))
-    fold_of = dict(zip(names, np.random.default_rng(settings.seed).permutation(len(names)) % 2))
-    fold = np.array([fold_of[g] for g in groups.astype(str)])
+    names, group_of_pair = np.unique(groups.astype(str), return_inverse=True)
+    fold = (np.random.default_rng(settings.seed).permutation(len(names)) % 2)[group_of_pair]
     scored = []
     for held_out in (0, 1):
         train, test = fold != held_out, fold == held_out
