@@ -78,6 +78,10 @@ NOT_MODEL_RE = (
     + r"|\d+x\d+|x\d+|\d+in\d+|(?:eu|us|uk)\d+(?:\.\d)?|\d*x+[ls]|w\d+l\d+|[wl]\d\d"
     + r"|(?:ddr|cat|usb|mp|ps|pcie|pci|sata|ipx|ip|wifi|v|ver|win|gen|no|vol|rev|nr|h|x)\d+[a-z]?)$"
 )
+# A model number written with a space: an upper-case code or letters+digits, then a run of digits
+# ("LM 43462", "GDH3 94970"). Left apart, the code alone ("gdh3") is shared by every line of the brand.
+# Four digits after bare letters are too often a year or a spec ("NEW 2024", "HDMI 2048").
+SPACED_MODEL_RE = r"\b(?:([A-Z]{2,4})[ ]+([0-9]{5,8})|([A-Za-z]{1,4}[0-9]{1,2})[ ]+([0-9]{4,8}))\b"
 # Hyphens next to a plain word or a colour separate words, not model-number parts ("mh01-xs-black").
 _WORD_HYPHEN_RE = r"(?:[a-z]{5,}|" + alternation(list(COLOR_SURFACE)) + "|" + alternation(list(LETTER_SIZES)) + ")"
 
@@ -180,7 +184,7 @@ def _union(a: pl.Expr, b: pl.Expr) -> pl.Expr:
 
 
 def _models(title: pl.Expr, model_number: pl.Expr) -> pl.Expr:
-    s = fold(title).str.replace_all(r"[^a-z0-9\-]+", " ")
+    s = fold(title.str.replace_all(SPACED_MODEL_RE, "${1}${2}${3}${4}")).str.replace_all(r"[^a-z0-9\-]+", " ")
     s = s.str.replace_all(r"\b(" + _WORD_HYPHEN_RE + r")-", "${1} ")
     s = s.str.replace_all(r"-(" + _WORD_HYPHEN_RE + r")\b", " ${1}")
     tokens = s.str.extract_all(r"[a-z0-9]+(?:-[a-z0-9]+)*")

@@ -67,6 +67,10 @@ CASES = [
     ("Camisa Slim Fit, Verde Oliva, CH", None, None, None, ["olive"], ["s"], [], [], None),
     ("Sheet Set 600TC Off-White Full by Hearth & Home", None, None, None, ["ivory"], ["full"], [], [], None),
     ("Hard-Anodized Frying Pan - black 30 cm", None, None, None, ["black"], ["30cm"], [], ["30cm"], None),
+    # a model number written with a space is one model number, not a brand-wide code ("gdh3")
+    ("Smartphone Astra 40 Mini 256gb LM 43462", None, None, None, [], [], ["lm43462"], ["256gb"], None),
+    ("Stride 8 SE Sneakers GDH3 94970", None, None, None, [], [], ["gdh394970"], [], None),
+    ("NEW 2024 Edition Stand Mixer", None, None, None, [], [], [], [], None),
 ]
 
 
