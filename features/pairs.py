@@ -47,11 +47,12 @@ FEATURE_NAMES: list[str] = [
 # Scores also given relative to the best candidate of each record: a pair that is not its record's
 # best match among the candidates is less likely a match, whatever its absolute similarity.
 RANKED = ("emb_cosine", "title_idf_jaccard", "title_token_set", "title_idf_containment", "title_partial_ratio")
-FEATURE_NAMES += [f"{name}_gap_{side}" for name in RANKED for side in ("left", "right")]
+GAP_FEATURES = [f"{name}_gap_{side}" for name in RANKED for side in ("left", "right")]
+FEATURE_NAMES += GAP_FEATURES
 
 # Core-title IDF Jaccard from which two listings count as the same product line.
 DIFFERS_ONLY_CORE_SIM = 0.75
-_PAIR_FEATURES = [n for n in FEATURE_NAMES if "_gap_" not in n]  # computed pair by pair, the rest across pairs
+_PAIR_FEATURES = [n for n in FEATURE_NAMES if n not in GAP_FEATURES]  # computed pair by pair, the rest across pairs
 CHUNK_PAIRS = 200_000
 _EMB_BLOCK = 8192
 _DESC_CHARS = 300
@@ -355,8 +356,7 @@ def apply_gaps(feats: pl.DataFrame, bests: dict[str, pl.DataFrame]) -> pl.DataFr
         keyed = keyed.join(best, left_on=f"{side}_id", right_on="id", how="left", maintain_order="left").with_columns(
             (pl.col(n) - pl.col(f"_best_{n}")).alias(f"{n}_gap_{side}") for n in RANKED
         ).drop(f"_best_{n}" for n in RANKED)
-    gaps = [n for n in FEATURE_NAMES if "_gap_" in n]
-    return feats.with_columns(keyed.select(pl.col(g).cast(pl.Float32).fill_null(np.nan) for g in gaps))
+    return feats.with_columns(keyed.select(pl.col(g).cast(pl.Float32).fill_null(np.nan) for g in GAP_FEATURES))
 
 
 def best_gaps(feats: pl.DataFrame, one_catalog: bool) -> pl.DataFrame:

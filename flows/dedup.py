@@ -180,14 +180,15 @@ class _Rounds:
                                      self.parts_dir / f"{name}-{i:05d}.parquet")
                 for i, (a, b) in enumerate(bounds)
             ], progress, 0, 2 * len(bounds))
-            reused_parts = [] if reused is None else [
-                incremental.reused_features(self.previous, reused, self.parts_dir / f"{name}-reused.parquet")]
-            bests = pipeline.regap_parts(parts + reused_parts, self.one_catalog, bests)
+            reused_parts = [] if reused is None else incremental.reused_features(
+                self.previous, reused, self.parts_dir / f"{name}-reused", self.chunk_size)
+            if bests is None:
+                bests = pipeline.parts_bests(parts + reused_parts, self.one_catalog)
+            pipeline.regap_parts(parts, bests)
             to_score = list(parts)
             if reused is not None:
-                reused, rescore = incremental.split_reused(reused_parts[0], self.previous, pipeline.GAP_FEATURES,
-                                                           self.parts_dir / f"{name}-rescore.parquet")
-                to_score.append(rescore)
+                reused, rescore = incremental.split_reused(reused_parts, bests)
+                to_score += rescore
         with self.probe.stage("score"):
             scored_parts = _map_in_order([score_task.submit(p, self.model) for p in to_score],
                                          progress, len(bounds), len(bounds) + len(to_score))

@@ -42,6 +42,7 @@ from blocking.embed import embed_texts, load_embedder, record_texts
 from blocking.settings import BlockingSettings
 from features.idf import TokenIdf
 from features.io import atomic_path, write_table
+from features.pairs import GAP_FEATURES, apply_gaps
 from features.records import feature_columns
 from flows.stage_cache import content_key
 from matching.cluster import cluster_records, components, pair_weights
@@ -358,25 +359,42 @@ def reusable_pairs(candidates: pl.DataFrame, previous: Previous, delta: Delta) -
     return stable.lazy().join(prev, on=["left_id", "right_id"]).filter(same).select("left_id", "right_id").collect()
 
 
-def reused_features(previous: Previous, pairs: pl.DataFrame, path: Path) -> Path:
-    """Write the previous run's feature rows of ``pairs`` as one features part, without loading them all."""
-    with atomic_path(path) as tmp:
+def reused_features(previous: Previous, pairs: pl.DataFrame, stem: Path, part_rows: int) -> list[Path]:
+    """Write the previous run's feature rows of ``pairs`` as parts of at most ``part_rows`` rows
+    (``<stem>-00000.parquet``...), streaming, so that no step holds all reused features at once."""
+    whole = stem.with_name(f"{stem.name}-all.parquet")
+    with atomic_path(whole) as tmp:
         (pl.scan_parquet(previous.folder / "features.parquet")
          .join(pairs.lazy(), on=["left_id", "right_id"], how="semi")
          .sink_parquet(tmp))
-    return path
+    n_rows = pl.scan_parquet(whole).select(pl.len()).collect().item()
+    parts = []
+    for i, start in enumerate(range(0, n_rows, part_rows)):
+        path = stem.with_name(f"{stem.name}-{i:05d}.parquet")
+        with atomic_path(path) as tmp:
+            pl.scan_parquet(whole).slice(start, part_rows).sink_parquet(tmp)
+        parts.append(path)
+    whole.unlink()
+    return parts
 
 
-def split_reused(part: Path, previous: Previous, gap_features: list[str], rescore: Path) -> tuple[pl.DataFrame, Path]:
-    """Reused pairs whose features all stayed the same (their scores are reused too), and a part holding
-    those whose features relative to their records' other pairs moved (they are scored again)."""
-    now = pl.read_parquet(part)
-    before = pl.scan_parquet(previous.folder / "features.parquet").select(
-        "left_id", "right_id", *[pl.col(g).alias(f"_{g}") for g in gap_features])
-    same = pl.all_horizontal(pl.col(g).fill_nan(None).eq_missing(pl.col(f"_{g}").fill_nan(None)) for g in gap_features)
-    flagged = now.lazy().join(before, on=["left_id", "right_id"], how="left").with_columns(same.alias("_same")).collect()
-    write_table(flagged.filter(~pl.col("_same")).select(now.columns), rescore)
-    return flagged.filter("_same").select("left_id", "right_id"), rescore
+def split_reused(parts: list[Path], bests: dict[str, pl.DataFrame]) -> tuple[pl.DataFrame, list[Path]]:
+    """Regap reused feature parts in place; return the pairs whose features all stayed the same (their
+    scores are reused too) and parts holding those whose features relative to their records' other
+    pairs moved (they are scored again)."""
+    same_pairs, rescore = [], []
+    for path in parts:
+        before = pl.read_parquet(path)
+        now = apply_gaps(before, bests)
+        same = now.select(pl.all_horizontal(
+            pl.col(g).fill_nan(None).eq_missing(before[g].fill_nan(None)) for g in GAP_FEATURES)).to_series()
+        write_table(now, path)
+        moved = path.with_name(f"{path.stem}-rescore.parquet")
+        write_table(now.filter(~same), moved)
+        rescore.append(moved)
+        same_pairs.append(now.filter(same).select("left_id", "right_id"))
+    empty = pl.DataFrame(schema={"left_id": pl.String, "right_id": pl.String})
+    return pl.concat([empty, *same_pairs]), rescore
 
 
 def reused_scores(previous: Previous, pairs: pl.DataFrame) -> pl.DataFrame:

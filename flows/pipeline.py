@@ -24,9 +24,6 @@ DISPLAY_COLUMNS = (
     "attr_colors", "attr_sizes", "attr_models", "attr_capacity",
 )
 LINK_SOURCES = ("left", "right")
-GAP_FEATURES = [name for name in FEATURE_NAMES if "_gap_" in name]
-
-
 @dataclass
 class Side:
     """One catalog's records with attributes and embeddings, row-aligned."""
@@ -79,17 +76,17 @@ def chunk_features(pairs: pl.DataFrame, left: Side, right: Side, idf: Any, featu
     return feats.select(["left_id", "right_id", "blockers", *feature_names])
 
 
-def regap_parts(parts: list[Path], one_catalog: bool,
-                bests: dict[str, pl.DataFrame] | None = None) -> dict[str, pl.DataFrame]:
-    """Recompute, over all chunks together, the features that compare a pair with the other pairs of its
-    records (each chunk alone sees only some of them), rewriting every part in place; with ``bests`` (an
-    earlier round's), compare with those instead. Return the bests used."""
+def parts_bests(parts: list[Path], one_catalog: bool) -> dict[str, pl.DataFrame]:
+    """Per-record best RANKED scores over all chunks together (each chunk alone sees only some pairs)."""
     columns = ["left_id", "right_id", *RANKED]
-    if bests is None:
-        bests = merge_bests([record_bests(pl.read_parquet(path, columns=columns), one_catalog) for path in parts])
+    return merge_bests([record_bests(pl.read_parquet(path, columns=columns), one_catalog) for path in parts])
+
+
+def regap_parts(parts: list[Path], bests: dict[str, pl.DataFrame]) -> None:
+    """Recompute, against ``bests``, the features that compare a pair with the other pairs of its
+    records, rewriting every part in place."""
     for path in parts:
         write_table(apply_gaps(pl.read_parquet(path), bests), path)
-    return bests
 
 
 def score_features(path: Path, model_dir: Path) -> pl.DataFrame:

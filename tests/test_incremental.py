@@ -89,6 +89,10 @@ def test_incremental_run_equals_full_run(harness, ws):
     assert work["pairs_reused"] > work["pairs_scored"]
     assert work["records_reclustered"] < n
     assert not work["idf_refit"]
+    # Reused features are read back in chunk-sized parts; several parts give the same run.
+    chunked = run(ws, ws["later"], "inc-chunked", previous=ws["root"] / "base", chunk=work["pairs_reused"] // 3)
+    assert chunked["incremental"]["pairs_reused"] == work["pairs_reused"]
+    assert_same_run(ws["root"] / "inc-chunked", ws["root"] / "full")
     # The cheaper approximation searches no more than the exact rule, and still clusters every record.
     touched_only = run(ws, ws["later"], "touched", previous=ws["root"] / "base", neighbour_requery="touched")
     assert touched <= touched_only["incremental"]["blocking"]["ann_queries"] <= work["blocking"]["ann_queries"]
