@@ -173,6 +173,7 @@ class _Rounds:
         with self.probe.stage("features"):
             reused = incremental.reusable_pairs(pairs, self.previous, self.delta) if self.previous else None
             todo = pairs.join(reused, on=["left_id", "right_id"], how="anti") if reused is not None else pairs
+            todo = pipeline.locality_order(todo, self.left, self.other)
             bounds = pipeline.shard_bounds(todo.height, self.chunk_size)
             parts = _map_in_order([
                 features_task.submit(todo.slice(a, b - a), self.left, self.other, self.idf, self.cache,

@@ -58,6 +58,22 @@ def shard_bounds(n: int, size: int) -> list[tuple[int, int]]:
     return [(start, min(start + size, n)) for start in range(0, n, size)] or [(0, 0)]
 
 
+def locality_order(pairs: pl.DataFrame, left: Side, right: Side) -> pl.DataFrame:
+    """``pairs`` ordered by the core titles of their records, so that consecutive chunks of pairs share
+    records: per-record work is done once per chunk, and in id order each record of a million-listing
+    catalog fell in ~11 chunks (~4 in this order)."""
+    def ranks(side: Side, end: str) -> pl.DataFrame:
+        key = pl.struct(pl.col("attr_core").fill_null(""), "id").rank("ordinal")
+        return side.attrs.select(pl.col("id").alias(end), key.alias(f"_{end}"))
+
+    keyed = pairs.join(ranks(left, "left_id"), on="left_id", how="left").join(
+        ranks(right, "right_id"), on="right_id", how="left")
+    lo, hi = pl.col("_left_id"), pl.col("_right_id")
+    if left is right:
+        lo, hi = pl.min_horizontal(lo, hi), pl.max_horizontal(lo, hi)
+    return keyed.sort(lo, hi).select(pairs.columns)
+
+
 @functools.lru_cache(maxsize=4)
 def load_matcher(model_dir: str) -> Matcher:
     """Load a model folder once per process (tasks on Dask workers reuse it)."""
