@@ -36,6 +36,7 @@ from flows.stage_cache import StageCache, content_key
 from matching.cluster import cluster_records
 from matching.expand import two_hop_pairs
 from matching.lineage import assign_stable_ids
+from matching.registry import Registry
 
 # Our own content-hash cache (flows/stage_cache.py) replaces Prefect's input hashing, which would
 # hash whole DataFrames by object and pickle results.
@@ -320,14 +321,20 @@ def latest_run(output_root: Path) -> Path | None:
     return runs[-1] if runs else None
 
 
-@flow(name="scheduled-dedup", log_prints=True, validate_parameters=True)
-def scheduled_dedup_flow(config: ServeSettings) -> dict[str, Any]:
-    """One scheduled run: a new dated run folder, with the latest earlier run as `previous`."""
-    params = DedupParams(
-        catalog=config.catalog, out=config.output_root / pipeline.utc_stamp(), model=config.model,
+def scheduled_params(config: ServeSettings) -> DedupParams:
+    """The parameters of the next scheduled run: a new dated run folder, the latest earlier run as
+    `previous`, and the registry's current model when the config names a registry."""
+    model = Registry(config.registry).model_dir("current") if config.registry is not None else config.model
+    return DedupParams(
+        catalog=config.catalog, out=config.output_root / pipeline.utc_stamp(), model=model,
         previous=latest_run(config.output_root), csv=config.csv, settings=config.settings,
     )
-    return run_dedup(params)
+
+
+@flow(name="scheduled-dedup", log_prints=True, validate_parameters=True)
+def scheduled_dedup_flow(config: ServeSettings) -> dict[str, Any]:
+    """One scheduled run (see ``scheduled_params``)."""
+    return run_dedup(scheduled_params(config))
 
 
 def _cluster(left_attrs: pl.DataFrame, right_attrs: pl.DataFrame | None, scored: pl.DataFrame,

@@ -113,6 +113,8 @@ class ServeSettings(Settings):
     catalog: Path
     output_root: Path
     model: Path = DEFAULT_MODEL
+    # Read at every run, so that promoting a version changes the next scheduled run without redeploying.
+    registry: Path | None = Field(None, description="model registry folder; when set, each run uses its current version")
     cron: str = "0 2 * * *"
     timezone: str = "UTC"
     csv: bool = False

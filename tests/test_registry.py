@@ -145,3 +145,26 @@ def test_failed_save_leaves_no_version(models, tmp_path):
     assert registry.versions() == ["v0001"]
     assert sorted(p.name for p in (tmp_path / "reg").iterdir() if not p.name.startswith(".lock")) == ["v0001"]
     assert registry.add(base).version == "v0002"
+
+
+def test_scheduled_runs_follow_the_registry_current_version(models, tmp_path):
+    from flows.dedup import scheduled_params
+    from flows.settings import ServeSettings
+
+    base, same, _, evaluation, labels = models
+    registry = Registry(tmp_path / "reg", create=True)
+    registry.add(base)
+    registry.add(same, parent="v0001")
+    catalog = tmp_path / "catalog.csv"
+    catalog.write_text("id,title\n1,a\n", encoding="utf-8")
+    config = ServeSettings(catalog=catalog, output_root=tmp_path / "runs", registry=tmp_path / "reg")
+    with pytest.raises(CatalogError, match="no model has been promoted"):
+        scheduled_params(config)
+    registry.promote("v0001", GateSettings())
+    assert scheduled_params(config).model == registry.model_dir("v0001")
+    # A promotion reaches the next run without touching the deployment's config.
+    registry.promote("v0002", GateSettings(), report=_report(registry, "v0001", "v0002", base, same, evaluation, labels))
+    assert scheduled_params(config).model == registry.model_dir("v0002")
+    assert ServeSettings.model_validate_json(config.model_dump_json()) == config
+    plain = ServeSettings(catalog=catalog, output_root=tmp_path / "runs", model=registry.model_dir("v0001"))
+    assert scheduled_params(plain).model == registry.model_dir("v0001")
