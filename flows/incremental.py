@@ -45,7 +45,7 @@ from features.io import atomic_path, write_table
 from features.pairs import GAP_FEATURES, apply_gaps
 from features.records import feature_columns
 from flows.stage_cache import content_key
-from matching.cluster import cluster_records, components, pair_weights
+from matching.cluster import cluster_records, components, lone_confidence, pair_weights
 from matching.settings import ClusterSettings
 
 HASH_COLUMN = "content_hash"
@@ -467,13 +467,12 @@ def recluster(attrs: pl.DataFrame, scored: pl.DataFrame, previous: Previous, del
 
 
 def _lonely_confidence(scored: pl.DataFrame, ids: pl.Series) -> pl.DataFrame:
-    """Confidence of records alone in their group, as cluster_records defines it: one minus the best
-    duplicate probability among their pairs."""
+    """Confidence of records alone in their group (``lone_confidence`` of their best duplicate probability)."""
     weights = pair_weights(scored)
     ends = pl.concat([weights.select(pl.col("left_id").alias("id"), "w_dup"),
                       weights.select(pl.col("right_id").alias("id"), "w_dup")])
     best = ids.to_frame("id").join(ends, on="id", how="left").group_by("id").agg(pl.col("w_dup").max().fill_null(0.0))
-    return best.select("id", pl.Series("confidence", np.round(1.0 - best["w_dup"].to_numpy(), 6)))
+    return best.select("id", pl.Series("confidence", np.round(lone_confidence(best["w_dup"].to_numpy()), 6)))
 
 
 def _previous_clusters(previous: Previous, ids: pl.DataFrame, offset: int) -> pl.DataFrame:

@@ -312,6 +312,11 @@ def _check_attrs(attrs: pl.DataFrame, settings: ClusterSettings) -> pl.DataFrame
     return attrs.select("id", "attr_brand", *settings.conflict_attributes).sort("id")
 
 
+def lone_confidence(best_duplicate: np.ndarray) -> np.ndarray:
+    """Confidence of a record alone in its group: how sure the model is that none of its pairs is a duplicate."""
+    return 1.0 - best_duplicate
+
+
 def _summaries(
     frame: pl.DataFrame, a: np.ndarray, b: np.ndarray, w_dup: np.ndarray, w_fam: np.ndarray,
 ) -> pl.DataFrame:
@@ -327,8 +332,7 @@ def _summaries(
     inner_cnt = np.bincount(ends[inside2], minlength=n)
     best_out = np.zeros(n)
     np.maximum.at(best_out, ends, dup2)
-    # A singleton's confidence is how sure the model is that none of its candidates is a duplicate.
-    confidence = np.where(inner_cnt > 0, inner_sum / np.maximum(inner_cnt, 1), 1.0 - best_out)
+    confidence = np.where(inner_cnt > 0, inner_sum / np.maximum(inner_cnt, 1), lone_confidence(best_out))
     group_min = np.full(n, np.inf)
     np.minimum.at(group_min, g[a[same_group]], w_dup[same_group])
     family_min = np.full(n, np.inf)
