@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from features.io import atomic_dir, file_hash, write_json, write_table
-from features.pairs import FEATURE_NAMES, RANKED, apply_gaps, merge_bests, pair_features, record_bests
+from features.pairs import RANKED, apply_gaps, merge_bests, pair_features, record_bests
 from flows.incremental import ANN_FILE, IDF_FILE, INDEX_FILE, save_index
 from matching.labels import MULTICLASS
 from matching.metrics import class_report
@@ -24,6 +24,8 @@ DISPLAY_COLUMNS = (
     "attr_colors", "attr_sizes", "attr_models", "attr_capacity",
 )
 LINK_SOURCES = ("left", "right")
+
+
 @dataclass
 class Side:
     """One catalog's records with attributes and embeddings, row-aligned."""
