@@ -140,20 +140,6 @@ def choose_idf(titles: pl.Series, previous: Previous | None, delta: Delta,
     return TokenIdf.fit(titles), True
 
 
-class _PoolBounds:
-    """Index proxy that keeps the last similarity of every pool FAISS returns (neighbours() drops it)."""
-
-    def __init__(self, index: faiss.Index):
-        self.index = index
-        self.ntotal = index.ntotal
-        self.bounds: list[np.ndarray] = []
-
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        sims, rows = self.index.search(queries, k)
-        self.bounds.append(np.where(rows[:, -1] < 0, -np.inf, sims[:, -1]).astype(np.float32))
-        return sims, rows
-
-
 def query_neighbours(index: faiss.Index, emb: np.ndarray, attrs: pl.DataFrame, rows: np.ndarray,
                      settings: BlockingSettings, progress: bool = True) -> pl.DataFrame:
     """Neighbours of the records at ``rows`` (the record itself left out) with their pool boundary."""
@@ -161,8 +147,7 @@ def query_neighbours(index: faiss.Index, emb: np.ndarray, attrs: pl.DataFrame, r
         return pl.DataFrame(schema=ANN_SCHEMA)
     # The record finds itself; asking for one more in pool and result keeps blocking's pool size.
     wider = settings.model_copy(update={"k": settings.k + 1, "ann_pool": max(settings.ann_pool, settings.k) + 1})
-    pool = _PoolBounds(index)
-    found = neighbours(pool, emb[rows], RerankAttrs(attrs[rows]), RerankAttrs(attrs), wider, False, progress)
+    found, bounds = neighbours(index, emb[rows], RerankAttrs(attrs[rows]), RerankAttrs(attrs), wider, False, progress)
     ids = attrs["id"]
     found = (
         found.with_columns(pl.Series("row", rows[found["query"].to_numpy()]))
@@ -175,7 +160,7 @@ def query_neighbours(index: faiss.Index, emb: np.ndarray, attrs: pl.DataFrame, r
         .agg(pl.col("hit_id").alias("hits"), pl.col("sim").cast(pl.Float32).alias("sims"))
     )
     base = pl.DataFrame({"query": np.arange(len(rows), dtype=np.int64), "id": ids.gather(rows),
-                         "bound": np.concatenate(pool.bounds)})
+                         "bound": bounds})
     return base.join(found.with_columns(pl.col("query").cast(pl.Int64)), on="query", how="left",
                      maintain_order="left").select(
         "id", "bound", pl.col("hits").fill_null([]), pl.col("sims").fill_null([]),

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import faiss
 import numpy as np
 import polars as pl
 
-from blocking.ann import ann_pairs, build_index
+from blocking.ann import RerankAttrs, ann_pairs, build_index, neighbours, search_order
 from blocking.settings import BlockingSettings
 
 
@@ -57,3 +58,20 @@ def test_reranking_prefers_the_same_colour_and_title():
     flipped = frame(["zeta runner red", "zeta runner blue", "zeta runner red"], [["red"], ["blue"], ["red"]])
     pairs, _ = ann_pairs(emb, flipped, BlockingSettings(k=1))
     assert pairs.filter(pl.col("left") == 0)["right"].to_list() == [2]
+
+
+def test_ivf_search_order_groups_queries_and_keeps_each_querys_result():
+    emb = clustered(200, 3)
+    settings = BlockingSettings(k=2, ann_pool=4, exact_max_records=100, min_similarity=-1.0)
+    index, _ = build_index(emb, settings)
+    order = search_order(index, emb)
+    _, nearest = faiss.extract_index_ivf(index).quantizer.search(emb, 1)
+    assert sorted(order) == list(range(len(emb))) and (np.diff(nearest[order, 0]) >= 0).all()
+    assert not np.array_equal(order, np.arange(len(emb)))
+    attrs = RerankAttrs(frame([""] * len(emb)))
+    found, bounds = neighbours(index, emb, attrs, attrs, settings, False, progress=False)
+    sims, rows = index.search(emb, 4)  # each query alone, in catalog order
+    assert np.allclose(bounds, sims[:, -1])
+    assert found["query"].is_sorted()
+    best = found.group_by("query", maintain_order=True).agg(pl.col("hit"))["hit"].to_list()
+    assert [set(b) for b in best] == [set(r[:2]) for r in rows]
