@@ -47,7 +47,9 @@ class BlockingSettings(Settings):
     variant_penalty: float = Field(0.3, ge=0, description="re-ranking penalty per conflicting colour or size")
     min_similarity: float = Field(0.3, ge=-1, le=1)
     exact_max_records: int = Field(50_000, ge=1, description="indexed side up to this size uses exact search")
-    ivf_nprobe: int = Field(24, ge=1)
+    ivf_nprobe: int | None = Field(
+        None, ge=1, description="IVF lists probed per query; None = 24 at 100,000 listings, doubled per 10x listings"
+    )
     threads: int = Field(0, ge=0, description="FAISS threads; 0 = all cores")
 
     # Fuzzy keys; each is an independent blocker.

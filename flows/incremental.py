@@ -36,7 +36,7 @@ import faiss
 import numpy as np
 import polars as pl
 
-from blocking.ann import RerankAttrs, build_index, neighbours
+from blocking.ann import RerankAttrs, build_index, neighbours, tune_search
 from blocking.candidates import generate_candidates
 from blocking.embed import embed_texts, load_embedder, record_texts
 from blocking.settings import BlockingSettings
@@ -235,9 +235,9 @@ def updated_index(previous: Previous, ids: pl.Series, emb: np.ndarray, delta: De
     added = cur_rows.join(delta.touched.to_frame("id"), on="id", how="semi")["new"].cast(pl.Int64).to_numpy()
     if len(added):
         ivf.add_with_ids(np.ascontiguousarray(emb[added]), added)
-    ivf.nprobe = settings.ivf_nprobe
+    nprobe = tune_search(index, settings)
     # Return the owning object: the extracted view dies with it.
-    return index, f"ivf{ivf.nlist},nprobe{settings.ivf_nprobe} (updated)"
+    return index, f"ivf{ivf.nlist},nprobe{nprobe} (updated)"
 
 
 def save_index(index: faiss.Index, path: Path) -> Path | None:
