@@ -64,8 +64,6 @@ def tune_search(index: faiss.Index, settings: BlockingSettings) -> int:
     ivf = faiss.extract_index_ivf(index)
     nprobe = settings.ivf_nprobe or round(BASE_NPROBE * (ivf.nlist / BASE_LISTS) ** math.log10(2))
     ivf.nprobe = min(max(1, nprobe), ivf.nlist)
-    # Mode 3 spreads search_preassigned over threads too (mode 0 threads only inside search()).
-    ivf.parallel_mode = 3
     quantizer = faiss.downcast_index(ivf.quantizer)
     if isinstance(quantizer, faiss.IndexHNSW):
         # Assigning a vector to its list searches for one centroid; HNSW's default beam of 16 misses
@@ -130,6 +128,18 @@ def search_order(coarse: tuple[np.ndarray, np.ndarray] | None, n: int) -> np.nda
     return np.argsort(coarse[1][:, 0], kind="stable")
 
 
+def preassigned_search(ivf: faiss.IndexIVF, queries: np.ndarray, k: int, lists: np.ndarray,
+                       list_sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``k`` best of each query's given lists, on all FAISS threads."""
+    # Mode 0 threads only inside search(); mode 3 spreads search_preassigned too, but range_search
+    # refuses it, so it is set for this call alone.
+    mode, ivf.parallel_mode = ivf.parallel_mode, 3
+    try:
+        return ivf.search_preassigned(queries, k, lists.astype(np.int64), list_sims)
+    finally:
+        ivf.parallel_mode = mode
+
+
 def neighbours(
     index: faiss.Index,
     queries: np.ndarray,
@@ -148,6 +158,7 @@ def neighbours(
     pool = min(max(settings.ann_pool, settings.k) + skip_self, index.ntotal)
     coarse = coarse_lists(index, queries)
     order = search_order(coarse, len(queries))
+    ivf = faiss.try_extract_index_ivf(index)
     bounds = np.full(len(queries), -np.inf, dtype=np.float32)
     chunks = []
     with Progress(disable=not progress or len(queries) <= QUERY_CHUNK) as bar:
@@ -160,9 +171,7 @@ def neighbours(
             else:
                 # The lists were found once for the ordering; searching them again would double the
                 # quantizer's cost.
-                sims, rows = faiss.extract_index_ivf(index).search_preassigned(
-                    batch, pool, coarse[1][rows_q].astype(np.int64), coarse[0][rows_q]
-                )
+                sims, rows = preassigned_search(ivf, batch, pool, coarse[1][rows_q], coarse[0][rows_q])
             bounds[rows_q] = np.where(rows[:, -1] < 0, -np.inf, sims[:, -1])
             query = np.repeat(rows_q.astype(np.int64), pool)
             hit, sim = rows.ravel(), sims.ravel()

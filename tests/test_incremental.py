@@ -53,7 +53,7 @@ def run(ws: dict, catalog: Path, out: str, previous: Path | None = None, **setti
 
     runner = RunnerSettings(pair_chunk_size=settings.pop("chunk", 500_000))
     p = DedupParams(catalog=catalog, out=ws["root"] / out, model=ws["model"], previous=previous,
-                    settings=PipelineSettings(blocking=ws["blocking"], runner=runner,
+                    settings=PipelineSettings(blocking=settings.pop("blocking", ws["blocking"]), runner=runner,
                                               stage_cache_dir=ws["root"] / f"stages-{out}", **settings))
     return run_dedup(p)
 
@@ -144,3 +144,17 @@ def test_changed_settings_stop_reuse(harness, ws):
     other = ClusterSettings(duplicate_threshold=0.6)
     info = run(ws, ws["later"], "other-settings", previous=ws["root"] / "base", cluster=other)
     assert not info["incremental"]["reuse"] and info["incremental"]["pairs_reused"] == 0
+
+
+def test_incremental_run_updates_the_previous_ivf_index(harness, ws):
+    """Above ``exact_max_records`` the previous run's IVF index is updated in place, searched again and
+    proposes the full run's pairs up to IVF's approximation."""
+    ivf = ws["blocking"].model_copy(update={"exact_max_records": 100})
+    run(ws, ws["base"], "ivf-base", blocking=ivf)
+    info = run(ws, ws["later"], "ivf-later", previous=ws["root"] / "ivf-base", blocking=ivf)
+    run(ws, ws["later"], "ivf-full", previous=ws["root"] / "ivf-base", blocking=ivf, incremental=False)
+    assert info["incremental"]["blocking"]["index"].endswith("(updated)")
+    assert info["incremental"]["blocking"]["ann_queries"] > 0
+    keys = ["left_id", "right_id"]
+    updated, full = (table(ws["root"] / name, "pairs").select(keys) for name in ("ivf-later", "ivf-full"))
+    assert updated.join(full, on=keys).height >= 0.95 * full.height
