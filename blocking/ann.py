@@ -9,8 +9,8 @@ from typing import NamedTuple
 
 import faiss
 import numpy as np
-from faiss.contrib.clustering import two_level_clustering
 import polars as pl
+from faiss.contrib.clustering import two_level_clustering
 from rapidfuzz import fuzz
 from rapidfuzz.process import cpdist
 from rich.progress import Progress
