@@ -104,11 +104,8 @@ class Neighbours(NamedTuple):
     bounds: np.ndarray  # float32 per query; -inf where the pool was not full
 
 
-def coarse_lists(index: faiss.Index, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """Each query's IVF lists to probe, nearest first (int32), with their similarities; None for an exact index."""
-    ivf = faiss.try_extract_index_ivf(index)
-    if ivf is None:
-        return None
+def coarse_lists(ivf: faiss.IndexIVF, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each query's IVF lists to probe, nearest first (int32), with their similarities."""
     sims = np.empty((len(queries), ivf.nprobe), dtype=np.float32)
     lists = np.empty((len(queries), ivf.nprobe), dtype=np.int32)
     for start in range(0, len(queries), QUERY_CHUNK):
@@ -156,9 +153,9 @@ def neighbours(
     size set, so that a listing's duplicates come before its many same-family variants.
     """
     pool = min(max(settings.ann_pool, settings.k) + skip_self, index.ntotal)
-    coarse = coarse_lists(index, queries)
-    order = search_order(coarse, len(queries))
     ivf = faiss.try_extract_index_ivf(index)
+    coarse = None if ivf is None else coarse_lists(ivf, queries)
+    order = search_order(coarse, len(queries))
     bounds = np.full(len(queries), -np.inf, dtype=np.float32)
     chunks = []
     with Progress(disable=not progress or len(queries) <= QUERY_CHUNK) as bar:

@@ -64,7 +64,7 @@ def test_ivf_search_order_groups_queries_and_keeps_each_querys_result():
     emb = clustered(200, 3)
     settings = BlockingSettings(k=2, ann_pool=4, exact_max_records=100, min_similarity=-1.0)
     index, _ = build_index(emb, settings)
-    order = search_order(coarse_lists(index, emb), len(emb))
+    order = search_order(coarse_lists(faiss.extract_index_ivf(index), emb), len(emb))
     _, nearest = faiss.extract_index_ivf(index).quantizer.search(emb, 1)
     assert sorted(order) == list(range(len(emb))) and (np.diff(nearest[order, 0]) >= 0).all()
     assert not np.array_equal(order, np.arange(len(emb)))
