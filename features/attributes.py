@@ -125,22 +125,27 @@ def _colors(text: pl.Expr) -> pl.Expr:
     return found.list.eval(pl.element().replace_strict(COLOR_SURFACE)).fill_null([])
 
 
-def _without_colour_brands(df: pl.DataFrame, title: pl.Expr) -> pl.Expr:
-    """The title without the catalog's multi-word brand names that contain a colour ("Blue Mesa", "Casa Blanca").
+def colour_brands(records: pl.DataFrame) -> list[str]:
+    """The catalog's multi-word brand names that contain a colour ("Blue Mesa", "Casa Blanca"), most listed first.
 
-    Listings often name the brand in the title while leaving the brand column empty, so every brand
-    seen anywhere in the catalog is removed, not only the record's own.
+    Listings often name the brand in the title while leaving the brand column empty, so every such
+    brand seen anywhere in the catalog is removed from every title before colours are read.
     """
-    brands = (
-        df.select(pl.col("attr_brand").drop_nulls())
-        .filter(pl.col("attr_brand").str.contains(" ", literal=True) & pl.col("attr_brand").str.contains(COLOR_RE))
-        .group_by("attr_brand").len()
-        .sort(["len", "attr_brand"], descending=[True, False])
-        .head(_MAX_COLOUR_BRANDS)["attr_brand"]
+    brand = normalize_text(pl.col("brand"))
+    return (
+        records.select(pl.when(brand != "").then(brand).drop_nulls().alias("brand"))
+        .filter(pl.col("brand").str.contains(" ", literal=True) & pl.col("brand").str.contains(COLOR_RE))
+        .group_by("brand").len()
+        .sort(["len", "brand"], descending=[True, False])
+        .head(_MAX_COLOUR_BRANDS)["brand"].to_list()
     )
-    if brands.is_empty():
+
+
+def _without_colour_brands(title: pl.Expr, brands: list[str]) -> pl.Expr:
+    """The title without any of ``brands``."""
+    if not brands:
         return title
-    return title.str.replace_all(r"\b(?:" + alternation(brands.to_list()) + r")\b", " ")
+    return title.str.replace_all(r"\b(?:" + alternation(brands) + r")\b", " ")
 
 
 def _title_parts(title: pl.Expr) -> pl.Expr:
@@ -217,8 +222,14 @@ def _capacity(text: pl.Expr) -> pl.Expr:
     return text.str.extract_all(CAPACITY_RE).list.eval(number + unit).list.unique().list.sort()
 
 
-def extract_attributes(records: pl.DataFrame) -> pl.DataFrame:
-    """Return the records with the attr_* columns of the data contract appended (row-aligned)."""
+def extract_attributes(records: pl.DataFrame, brands: list[str] | None = None) -> pl.DataFrame:
+    """Return the records with the attr_* columns of the data contract appended (row-aligned).
+
+    Each record's attributes depend on nothing but its own columns and ``brands`` (``colour_brands``
+    of the records when not given), so a run can reuse an earlier run's attributes of unchanged records.
+    """
+    if brands is None:
+        brands = colour_brands(records)
     title = normalize_text(pl.col("title"))
     color_col = normalize_text(pl.col("color"))
     size_col = normalize_text(pl.col("size"))
@@ -237,7 +248,7 @@ def extract_attributes(records: pl.DataFrame) -> pl.DataFrame:
     # The record's own colour and size column values leave the core too, however bare ("Short-30-Orange").
     own = pl.concat_list(tokenize(color_col).fill_null([]), tokenize(size_col).fill_null([]))
     df = df.with_columns(
-        _union(pl.col("_colors_col"), _colors(_without_colour_brands(df, t))).alias("attr_colors"),
+        _union(pl.col("_colors_col"), _colors(_without_colour_brands(t, brands))).alias("attr_colors"),
     )
     df = df.with_columns(
         pl.when(t.str.contains(DENIM_RE))
