@@ -97,6 +97,27 @@ def conflicts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return ((a != 0) & (b != 0) & ((a & b) == 0)).astype(np.float32)
 
 
+def best_k(query: np.ndarray, hit: np.ndarray, sim: np.ndarray, query_attrs: RerankAttrs,
+           indexed_attrs: RerankAttrs, settings: BlockingSettings) -> pl.DataFrame:
+    """Each query's ``k`` best hits (``query``, ``hit``, ``sim``; best first) by embedding similarity, plus
+    ``lexical_weight`` x title token-set similarity, minus ``variant_penalty`` per conflicting colour or size set."""
+    lexical = cpdist(
+        query_attrs.titles[query], indexed_attrs.titles[hit], scorer=fuzz.token_set_ratio, workers=-1, dtype=np.float32
+    )
+    penalty = conflicts(query_attrs.colors[query], indexed_attrs.colors[hit]) + conflicts(
+        query_attrs.sizes[query], indexed_attrs.sizes[hit]
+    )
+    score = sim + settings.lexical_weight * lexical / 100 - settings.variant_penalty * penalty
+    # Ties broken by row so the result does not depend on FAISS's order.
+    return (
+        pl.DataFrame({"query": query, "hit": hit, "sim": sim, "score": score})
+        .sort(["query", "score", "hit"], descending=[False, True, False])
+        .group_by("query", maintain_order=True)
+        .head(settings.k)
+        .select("query", "hit", "sim")
+    )
+
+
 class Neighbours(NamedTuple):
     """Each query's best indexed rows, and the similarity at the edge of each query's search pool."""
 
@@ -148,9 +169,8 @@ def neighbours(
 ) -> Neighbours:
     """Each query's ``k`` best indexed rows (``query``, ``hit``, ``sim``) and its pool boundary.
 
-    A pool of ``ann_pool`` nearest by embedding is re-ranked by embedding similarity, plus
-    ``lexical_weight`` x title token-set similarity, minus ``variant_penalty`` per conflicting colour or
-    size set, so that a listing's duplicates come before its many same-family variants.
+    A pool of ``ann_pool`` nearest by embedding is re-ranked by ``best_k``, so that a listing's
+    duplicates come before its many same-family variants.
     """
     pool = min(max(settings.ann_pool, settings.k) + skip_self, index.ntotal)
     ivf = faiss.try_extract_index_ivf(index)
@@ -176,21 +196,7 @@ def neighbours(
             if skip_self:
                 keep &= query != hit
             query, hit, sim = query[keep], hit[keep], sim[keep]
-            lexical = cpdist(
-                query_attrs.titles[query], indexed_attrs.titles[hit], scorer=fuzz.token_set_ratio, workers=-1, dtype=np.float32
-            )
-            penalty = conflicts(query_attrs.colors[query], indexed_attrs.colors[hit]) + conflicts(
-                query_attrs.sizes[query], indexed_attrs.sizes[hit]
-            )
-            score = sim + settings.lexical_weight * lexical / 100 - settings.variant_penalty * penalty
-            # Ties broken by row so the result does not depend on FAISS's order.
-            chunks.append(
-                pl.DataFrame({"query": query, "hit": hit, "sim": sim, "score": score})
-                .sort(["query", "score", "hit"], descending=[False, True, False])
-                .group_by("query", maintain_order=True)
-                .head(settings.k)
-                .select("query", "hit", "sim")
-            )
+            chunks.append(best_k(query, hit, sim, query_attrs, indexed_attrs, settings))
             bar.advance(task, len(sims))
     # Chunks follow the search order; a stable sort puts queries back in catalog order, each best first.
     return Neighbours(pl.concat(chunks).sort("query", maintain_order=True), bounds)
