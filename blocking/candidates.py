@@ -48,38 +48,42 @@ def generate_candidates(
     right: pl.DataFrame | None = None,
     right_emb: np.ndarray | None = None,
     progress: bool = True,
+    ann_found: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, BlockingReport]:
     """Return candidate pairs (``left_id``, ``right_id``, ``blockers``, ``ann_sim``) and a report.
 
     One catalog when ``right`` is None (each unordered pair once, ``left_id < right_id``), else left x right.
+    ``ann_found``: nearest-neighbour row pairs (``left``, ``right``, ``sim``) found earlier, used instead
+    of searching (an incremental run keeps most of its previous run's).
     """
     two_sources = right is not None
     if two_sources != (right_emb is not None):
         raise ValueError("right and right_emb go together")
     report = BlockingReport(n_left=left.height, n_right=right.height if two_sources else None)
     rows = stacked(left, right, KEY_COLUMNS)
+    right_ids = (right if two_sources else left)["id"]
+    steps = (["ann"] if settings.ann else []) + list(settings.blockers)
+    coder = PairCoder(left["id"], right_ids, two_sources)
     found: list[pl.DataFrame] = []
 
     def add(name: str, pairs: pl.DataFrame, started: float) -> None:
-        if not two_sources:
-            # Same unordered pair from either end: smaller row first.
-            pairs = pairs.with_columns(
-                pl.min_horizontal("left", "right").alias("left"), pl.max_horizontal("left", "right").alias("right")
-            )
-        if "sim" not in pairs.columns:
-            pairs = pairs.with_columns(pl.lit(None, pl.Float32).alias("sim"))
-        pairs = pairs.group_by("left", "right").agg(pl.col("sim").max())
-        found.append(pairs.with_columns(pl.lit(name).alias("blocker")))
-        report.pairs_per_blocker[name] = pairs.height
+        sim = pairs["sim"] if "sim" in pairs.columns else pl.lit(None, pl.Float32)
+        coded = (
+            pl.DataFrame({"code": coder.encode(pairs["left"], pairs["right"])}).with_columns(sim.alias("sim"))
+            .group_by("code").agg(pl.col("sim").max())
+        )
+        found.append(coded.with_columns(pl.lit(1 << sorted(steps).index(name), pl.UInt32).alias("bit")))
+        report.pairs_per_blocker[name] = coded.height
         report.seconds[name] = round(time.perf_counter() - started, 3)
 
-    steps = (["ann"] if settings.ann else []) + list(settings.blockers)
     with Progress(disable=not progress) as bar:
         task = bar.add_task("blocking", total=len(steps))
         for name in steps:
             bar.update(task, description=f"blocking: {name}")
             started = time.perf_counter()
-            if name == "ann":
+            if name == "ann" and ann_found is not None:
+                pairs = ann_found
+            elif name == "ann":
                 pairs, report.index = ann_pairs(left_emb, left, settings, right_emb, right, progress)
             elif name == "sorted":
                 pairs = sorted_neighbourhood(rows, settings, two_sources)
@@ -91,27 +95,51 @@ def generate_candidates(
             bar.advance(task)
 
     started = time.perf_counter()
-    out = union(found, left["id"], (right if two_sources else left)["id"], two_sources)
+    out = union(found, coder, sorted(steps))
     report.seconds["union"] = round(time.perf_counter() - started, 3)
     report.total_candidates = out.height
     report.candidates_per_record = round(candidates_per_record(out.height, left.height, report.n_right), 3)
     return out, report
 
 
-def union(found: list[pl.DataFrame], left_ids: pl.Series, right_ids: pl.Series, two_sources: bool) -> pl.DataFrame:
-    """Merge per-blocker row pairs into one row per pair, mapped to ids and sorted."""
+class PairCoder:
+    """Row pairs as one integer each, ordered as their ids are: ``rank(left_id) * n_right + rank(right_id)``
+    (in one catalog the smaller id first), so that merging and sorting millions of pairs never
+    compares strings."""
+
+    def __init__(self, left_ids: pl.Series, right_ids: pl.Series, two_sources: bool):
+        self.left_rank = (left_ids.rank("ordinal") - 1).cast(pl.UInt64)
+        self.right_rank = (right_ids.rank("ordinal") - 1).cast(pl.UInt64)
+        self.left_sorted, self.right_sorted = left_ids.sort(), right_ids.sort()
+        self.n_right, self.two_sources = len(right_ids), two_sources
+
+    def encode(self, left_rows: pl.Series, right_rows: pl.Series) -> pl.Series:
+        """Codes of row pairs (``left_rows[i]``, ``right_rows[i]``)."""
+        a, b = self.left_rank.gather(left_rows), self.right_rank.gather(right_rows)
+        if not self.two_sources:
+            a, b = a.zip_with(a <= b, b), b.zip_with(a <= b, a)
+        return a * self.n_right + b
+
+    def decode(self, codes: pl.Series) -> tuple[pl.Series, pl.Series]:
+        """``left_id`` and ``right_id`` of pair codes."""
+        return (self.left_sorted.gather(codes // self.n_right).alias("left_id"),
+                self.right_sorted.gather(codes % self.n_right).alias("right_id"))
+
+
+def union(found: list[pl.DataFrame], coder: PairCoder, names: list[str]) -> pl.DataFrame:
+    """Merge per-blocker coded pairs (``code``, ``sim``, ``bit``: 1 << the blocker's place in ``names``)
+    into one row per pair with its ids and sorted blockers, sorted by ids."""
     if not found:
         return pl.DataFrame(schema=PAIRS_SCHEMA)
     merged = (
         pl.concat(found)
-        .group_by("left", "right")
-        .agg(pl.col("blocker").unique().sort().alias("blockers"), pl.col("sim").max().cast(pl.Float32).alias("ann_sim"))
+        .group_by("code")
+        # Each blocker proposes a pair once, so the sum of its bits is their union.
+        .agg(pl.col("bit").sum().alias("mask"), pl.col("sim").max().cast(pl.Float32).alias("ann_sim"))
+        .sort("code")
     )
-    a = left_ids.gather(merged["left"]).alias("a")
-    b = right_ids.gather(merged["right"]).alias("b")
-    merged = merged.with_columns(a, b)
-    if two_sources:
-        ids = [pl.col("a").alias("left_id"), pl.col("b").alias("right_id")]
-    else:
-        ids = [pl.min_horizontal("a", "b").alias("left_id"), pl.max_horizontal("a", "b").alias("right_id")]
-    return merged.select(*ids, "blockers", "ann_sim").sort("left_id", "right_id")
+    masks = merged["mask"].unique().to_list()
+    lists = {m: [name for i, name in enumerate(names) if m >> i & 1] for m in masks}
+    left_id, right_id = coder.decode(merged["code"])
+    blockers = merged["mask"].replace_strict(lists, return_dtype=pl.List(pl.String)).alias("blockers")
+    return pl.DataFrame([left_id, right_id, blockers, merged["ann_sim"]])
