@@ -9,6 +9,7 @@ Similarities are in [0, 1]; IDF features are divided by the IDF of an unseen tok
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import polars as pl
@@ -48,6 +49,7 @@ FEATURE_NAMES: list[str] = [
 # best match among the candidates is less likely a match, whatever its absolute similarity.
 RANKED = ("emb_cosine", "title_idf_jaccard", "title_token_set", "title_idf_containment", "title_partial_ratio")
 GAP_FEATURES = [f"{name}_gap_{side}" for name in RANKED for side in ("left", "right")]
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 FEATURE_NAMES += GAP_FEATURES
 
 # Core-title IDF Jaccard from which two listings count as the same product line.
@@ -328,35 +330,33 @@ def _row_index(ids: pl.Series, frame: pl.DataFrame, side: str) -> np.ndarray:
     return found.to_numpy().astype(np.int64)
 
 
-def record_bests(feats: pl.DataFrame, one_catalog: bool) -> dict[str, pl.DataFrame]:
+def record_bests(feats: pl.DataFrame | pl.LazyFrame, one_catalog: bool) -> dict[str, pl.DataFrame]:
     """Best RANKED scores per record over ``feats``; keys "left" and "right" (one table for one catalog).
 
-    Bests of several chunks combine with ``merge_bests``, so gaps can be taken over all of a run's pairs.
+    ``feats`` may be a lazy concatenation of a run's chunks (read streaming), so gaps are taken over all
+    of a run's pairs.
     """
     scores = [pl.col(n).fill_nan(None) for n in RANKED]
+    feats = feats.lazy()
     if one_catalog:
         ends = pl.concat([feats.select(pl.col(end).alias("id"), *scores) for end in ("left_id", "right_id")])
-        best = ends.group_by("id").agg(pl.all().max())
+        best = ends.group_by("id").agg(pl.all().max()).collect(engine="streaming")
         return {"left": best, "right": best}
     return {side: feats.select(pl.col(f"{side}_id").alias("id"), *scores).group_by("id").agg(pl.all().max())
-            for side in ("left", "right")}
+            .collect(engine="streaming") for side in ("left", "right")}
 
 
-def merge_bests(parts: list[dict[str, pl.DataFrame]]) -> dict[str, pl.DataFrame]:
-    """Combine per-chunk bests into bests over all chunks."""
-    return {side: pl.concat([p[side] for p in parts]).group_by("id").agg(pl.all().max())
-            for side in ("left", "right")}
-
-
-def apply_gaps(feats: pl.DataFrame, bests: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    """Set each ``*_gap_<side>`` to the RANKED score minus the best score of that side's record (NaN if missing)."""
-    keyed = feats.select("left_id", "right_id", *(pl.col(n).fill_nan(None) for n in RANKED))
+def apply_gaps(feats: Frame, bests: dict[str, pl.DataFrame]) -> Frame:
+    """Set each ``*_gap_<side>`` to the RANKED score minus the best score of that side's record (NaN if
+    missing); lazily for a lazy frame."""
     for side in ("left", "right"):
         best = bests[side].rename(lambda c: c if c == "id" else f"_best_{c}")
-        keyed = keyed.join(best, left_on=f"{side}_id", right_on="id", how="left", maintain_order="left").with_columns(
-            (pl.col(n) - pl.col(f"_best_{n}")).alias(f"{n}_gap_{side}") for n in RANKED
+        feats = feats.join(best.lazy() if isinstance(feats, pl.LazyFrame) else best, left_on=f"{side}_id",
+                           right_on="id", how="left", maintain_order="left").with_columns(
+            (pl.col(n).fill_nan(None) - pl.col(f"_best_{n}")).cast(pl.Float32).fill_null(np.nan)
+            .alias(f"{n}_gap_{side}") for n in RANKED
         ).drop(f"_best_{n}" for n in RANKED)
-    return feats.with_columns(keyed.select(pl.col(g).cast(pl.Float32).fill_null(np.nan) for g in GAP_FEATURES))
+    return feats
 
 
 def best_gaps(feats: pl.DataFrame, one_catalog: bool) -> pl.DataFrame:
@@ -364,7 +364,7 @@ def best_gaps(feats: pl.DataFrame, one_catalog: bool) -> pl.DataFrame:
 
     In one catalog a record's pairs are those it is on either side of; across two sources, those of
     its own side. A caller that computes features chunk by chunk combines ``record_bests`` of all
-    chunks with ``merge_bests`` and applies them with ``apply_gaps``.
+    chunks with ``record_bests`` and applies them with ``apply_gaps``.
     """
     return apply_gaps(feats, record_bests(feats, one_catalog))
 

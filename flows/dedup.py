@@ -25,7 +25,7 @@ from blocking.embed import embed_records, load_embedder
 from features.attributes import extract_attributes
 from features.idf import TokenIdf
 from features.io import file_hash, frame_hash, write_json, write_table
-from features.pairs import FEATURE_NAMES
+from features.pairs import FEATURE_NAMES, record_bests
 from features.records import CatalogError, load_catalog
 from flows import __version__, incremental, pipeline
 from flows.incremental import Blocked, Delta, Previous
@@ -66,9 +66,12 @@ def load_task(path: Path) -> pl.DataFrame:
 
 
 @task(name="attributes", **heavy)
-def attributes_task(records: pl.DataFrame) -> pl.DataFrame:
-    """Extract colours, sizes, model numbers and capacities."""
-    return extract_attributes(records)
+def attributes_task(records: pl.DataFrame, brands: list[str] | None = None, previous: Previous | None = None,
+                    delta: Delta | None = None) -> pl.DataFrame:
+    """Extract colours, sizes, model numbers and capacities; with ``previous``, only of new and changed records."""
+    if previous is None:
+        return extract_attributes(records, brands)
+    return incremental.record_attributes(records, brands, previous, delta)
 
 
 @task(name="embed-shard", **heavy)
@@ -167,9 +170,10 @@ class _Rounds:
     probe: StageProbe
 
     def run(self, pairs: pl.DataFrame, name: str, bests: dict[str, pl.DataFrame] | None = None,
-            ) -> tuple[pl.DataFrame, list[Path], int, dict[str, pl.DataFrame]]:
-        """Scored pairs, their feature parts, how many were reused, and the per-record bests the gap
-        features were taken against (``bests``, else those of ``pairs``)."""
+            ) -> tuple[pl.DataFrame, list[pl.LazyFrame], int, dict[str, pl.DataFrame]]:
+        """Scored pairs, their features (lazy: computed parts and rows read from the previous run), how
+        many pairs kept their previous scores, and the per-record bests the gap features were taken
+        against (``bests``, else those of ``pairs``)."""
         progress = create_progress_artifact(progress=0.0, description=f"features and scoring of {name} pairs")
         with self.probe.stage("features"):
             reused = incremental.reusable_pairs(pairs, self.previous, self.delta) if self.previous else None
@@ -182,22 +186,25 @@ class _Rounds:
                                      self.parts_dir / f"{name}-{i:05d}.parquet")
                 for i, (a, b) in enumerate(bounds)
             ], progress, 0, 2 * len(bounds))
-            reused_parts = [] if reused is None else incremental.reused_features(
-                self.previous, reused, self.parts_dir / f"{name}-reused", self.chunk_size)
+            kept = [] if reused is None else [incremental.reused_features(
+                self.previous, reused, self.parts_dir / f"{name}-reused.parquet")]
             if bests is None:
-                bests = pipeline.parts_bests(parts + reused_parts, self.one_catalog)
+                bests = record_bests(pl.concat([pl.scan_parquet(parts), *kept]), self.one_catalog)
             pipeline.regap_parts(parts, bests)
             to_score = list(parts)
             if reused is not None:
-                reused, rescore = incremental.split_reused(reused_parts, bests)
-                to_score += rescore
+                moved = incremental.moved_pairs(kept[0], bests)
+                to_score += incremental.rescore_parts(kept[0], moved, bests, self.parts_dir / f"{name}-rescore",
+                                                      self.chunk_size)
+                kept = [kept[0].join(moved.lazy(), on=["left_id", "right_id"], how="anti")]
         with self.probe.stage("score"):
             scored_parts = _map_in_order([score_task.submit(p, self.model) for p in to_score],
                                          progress, len(bounds), len(bounds) + len(to_score))
             if reused is not None:
-                scored_parts.append(incremental.reused_scores(self.previous, reused))
+                scored_parts.append(incremental.reused_scores(self.previous, reused, moved))
             scored = pl.concat(scored_parts, how="vertical").sort("left_id", "right_id")
-        return scored, parts + reused_parts, reused.height if reused is not None else 0, bests
+        features = [pl.scan_parquet(to_score), *kept]
+        return scored, features, 0 if reused is None else reused.height - moved.height, bests
 
 
 @flow(name="dedup", log_prints=True, validate_parameters=True)
@@ -210,12 +217,7 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
     with probe.stage("load"):
         left_records = load_task(params.catalog)
         right_records = load_task(params.right) if params.right else None
-    with probe.stage("attributes"):
-        left_attrs = attributes_task(left_records)
-        right_attrs = attributes_task(right_records) if right_records is not None else None
-    left = Side(left_attrs, _embed(left_attrs, params, probe))
-    right = Side(right_attrs, _embed(right_attrs, params, probe)) if right_attrs is not None else None
-    one_catalog = right is None
+    one_catalog = right_records is None
     # Incremental state covers one catalog; a link run always computes everything.
     previous = incremental.load_previous(params.previous) if one_catalog else None
     hashes = incremental.content_hashes(left_records)
@@ -225,13 +227,23 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
                                                 settings.cluster.model_dump(mode="json"),
                                                 settings.expand.model_dump(mode="json"), file_hash(params.model / "model.txt"))
     reuse = settings.incremental and previous is not None and previous.fingerprint == fingerprint
+    with probe.stage("attributes"):
+        brands, brands_refit = (incremental.choose_brands(left_records, previous, delta, settings.idf_refit_fraction)
+                                if one_catalog else (None, True))
+        left_attrs = attributes_task(left_records, brands, previous if reuse and not brands_refit else None, delta)
+        right_attrs = attributes_task(right_records) if right_records is not None else None
+    left = Side(left_attrs, _embed(left_attrs, params, probe))
+    right = Side(right_attrs, _embed(right_attrs, params, probe)) if right_attrs is not None else None
+    # Attributes depend on the colour brands too, which may be an earlier run's.
     data_key = [frame_hash(left_records), frame_hash(right_records) if right_records is not None else None,
-                settings.blocking.model_dump(mode="json")]
+                settings.blocking.model_dump(mode="json"), brands]
     blocked = None
     with probe.stage("block"):
         if one_catalog:
-            blocked = block_catalog_task(left, settings.blocking, previous, delta, reuse,
-                                         settings.neighbour_requery == "exact", cache, content_key("block", *data_key))
+            requery = settings.neighbour_requery or (
+                "exact" if left_attrs.height <= settings.blocking.exact_max_records else "touched")
+            blocked = block_catalog_task(left, settings.blocking, previous, delta, reuse, requery == "exact", cache,
+                                         content_key("block", *data_key))
             pairs = blocked.candidates
         else:
             pairs = block_task(left, right, settings.blocking, cache, content_key("block", *data_key))
@@ -243,18 +255,19 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
         rounds = _Rounds(left, other, idf, cache, [__version__, FEATURE_NAMES, *data_key, idf.to_json()],
                          previous if reuse else None, delta, Path(parts_dir), params.model,
                          settings.runner.pair_chunk_size, one_catalog, probe)
-        scored, parts, reused_count, bests = rounds.run(pairs, "candidate")
+        scored, features, reused_count, bests = rounds.run(pairs, "candidate")
         if one_catalog and settings.expand.enabled:
             with probe.stage("expand"):
                 extra = two_hop_pairs(scored, settings.expand)
             if extra.height:
-                extra_scored, extra_parts, extra_reused, _ = rounds.run(extra, "two-hop", bests)
+                extra_scored, extra_features, extra_reused, _ = rounds.run(extra, "two-hop", bests)
                 scored = pl.concat([scored, extra_scored], how="vertical_relaxed").sort("left_id", "right_id")
-                parts, reused_count = parts + extra_parts, reused_count + extra_reused
+                features, reused_count = features + extra_features, reused_count + extra_reused
         with probe.stage("cluster"):
             result, reclustered = _cluster(left_attrs, right_attrs, scored, params, previous, delta, reuse)
             result.idf = idf
             if one_catalog:
+                result.brands, result.attributes = brands, left_attrs
                 result.records = result.records.join(hashes, on="id", how="left")
                 result.ann, result.index = blocked.ann, blocked.index
         n_records = left_attrs.height + (right_attrs.height if right_attrs is not None else 0)
@@ -273,14 +286,15 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
             "reuse_fingerprint": fingerprint,
             "incremental": {
                 "reuse": reuse, "records": delta.counts, "changed_fraction": round(delta.fraction, 6),
-                "idf_refit": idf_refit, "blocking": blocked.report if blocked is not None else None,
+                "idf_refit": idf_refit, "colour_brands_refit": brands_refit,
+                "blocking": blocked.report if blocked is not None else None,
                 "pairs_reused": reused_count, "pairs_scored": scored.height - reused_count,
                 "records_reclustered": reclustered,
             },
             "created_at": pipeline.utc_stamp(),
         }
         with probe.stage("write"):
-            pipeline.write_run(params.out, result, run_info, parts, params.csv)
+            pipeline.write_run(params.out, result, run_info, features, params.csv)
     # Timings are final only after the write; run.json is rewritten atomically with them.
     run_info["timings"] = {k: round(v, 3) for k, v in probe.seconds.items()}
     run_info["seconds_total"] = round(probe.total_seconds, 3)

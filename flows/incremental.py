@@ -2,25 +2,31 @@
 
 A run folder keeps what the next run needs: `records.parquet` with a per-record `content_hash`,
 `ann.parquet` (each record's nearest neighbours and the similarity at the edge of its search pool),
-`index.faiss` (the IVF index, for large catalogs), `idf.json`, `features.parquet` and `pairs.parquet`.
-The "full run" an incremental run must equal is the same command with `incremental: false`: it reads
-the previous run only for stable ids and for the IDF (kept until `idf_refit_fraction` changed).
+`index.faiss` (the IVF index, for large catalogs), `idf.json`, `colour_brands.json`, `attributes.parquet`,
+`features.parquet` and `pairs.parquet`. The "full run" an incremental run must equal is the same command
+with `incremental: false`: it reads the previous run only for stable ids and for the catalog-wide
+vocabularies, the IDF and the colour brands (kept until `idf_refit_fraction` changed).
+
+Given those vocabularies a record's attributes depend on nothing but its own columns, so unchanged
+records keep the previous run's attributes.
 
 Nearest-neighbour candidates despite top-k truncation: a record's neighbours are a function of its
 search pool (the ``ann_pool`` most similar vectors, re-ranked to ``k``), so an unchanged record whose
 pool cannot have changed keeps its previous neighbours. A vector inserted into or removed from the
 index can enter or leave the pool of record ``u`` only if its similarity to ``u`` reaches ``u``'s pool
-boundary (the lowest similarity in the pool, or ``min_similarity``); those records, found by a range
-search around each inserted or removed vector, are searched again with the new and changed ones.
-This is exact with the exact (flat) index of catalogs up to ``exact_max_records``, given that
+boundary (the lowest similarity in the pool, or ``min_similarity``); a range search around each
+inserted or removed vector finds those records. With the exact (flat) index of catalogs up to
+``exact_max_records`` they are searched again with the new and changed ones, which is exact given that
 unchanged records keep their relative order in the catalog (ties are broken by row). Above that, the
-previous IVF index is updated in place (its quantizer is not retrained, as a full run's is) and the
-range search sees only the probed lists, so candidates equal a full run's up to IVF's approximation.
+previous IVF index is updated in place (its quantizer is not retrained, as a full run's is), so a full
+run's candidates are not reproducible anyway; there (``neighbour_requery`` "touched") a record's list
+takes in the inserted vectors that enter its pool instead of being searched again (see ``plan_neighbours``).
 
 Pairs whose two records are unchanged and whose blockers and similarity are the same keep their
 pair-by-pair features; they keep their scores too unless a feature relative to their records' other
-pairs (features.pairs.RANKED gaps, recomputed over all pairs every run) moved. Clustering is redone only in the components (over pairs that can join clusters)
-that a change can reach; see ``affected_records``.
+pairs (features.pairs.RANKED gaps, recomputed over all pairs every run) moved. Clustering is redone
+only in the components (over pairs that can join clusters) that a change can reach; see
+``affected_records``.
 """
 
 from __future__ import annotations
@@ -36,13 +42,14 @@ import faiss
 import numpy as np
 import polars as pl
 
-from blocking.ann import RerankAttrs, build_index, neighbours, tune_search
+from blocking.ann import RerankAttrs, best_k, build_index, neighbours, tune_search
 from blocking.candidates import generate_candidates
 from blocking.embed import embed_texts, load_embedder, record_texts
 from blocking.settings import BlockingSettings
+from features.attributes import ATTRIBUTE_COLUMNS, colour_brands, extract_attributes
 from features.idf import TokenIdf
 from features.io import atomic_path, write_table
-from features.pairs import GAP_FEATURES, apply_gaps
+from features.pairs import GAP_FEATURES, RANKED, apply_gaps
 from features.records import feature_columns
 from flows.stage_cache import content_key
 from matching.cluster import cluster_records, components, lone_confidence, pair_weights
@@ -52,6 +59,9 @@ HASH_COLUMN = "content_hash"
 ANN_FILE = "ann.parquet"
 INDEX_FILE = "index.faiss"
 IDF_FILE = "idf.json"
+BRANDS_FILE = "colour_brands.json"
+ATTRIBUTES_FILE = "attributes.parquet"
+PAIR_KEYS = ["left_id", "right_id"]
 ANN_SCHEMA = {"id": pl.String, "bound": pl.Float32, "hits": pl.List(pl.String), "sims": pl.List(pl.Float32)}
 # Range search and query scoring can differ in the last float bits; a margin keeps the test conservative.
 _SIM_EPS = 1e-4
@@ -132,12 +142,40 @@ def diff_records(hashes: pl.DataFrame, previous: Previous | None) -> Delta:
     return Delta(new, changed, deleted, hashes.height, counts)
 
 
+def _keeps_vocabulary(previous: Previous | None, name: str, delta: Delta, refit_fraction: float) -> bool:
+    """Whether a catalog-wide vocabulary the previous run kept in file ``name`` is used again (little changed)."""
+    return previous is not None and (previous.folder / name).is_file() and delta.fraction <= refit_fraction
+
+
 def choose_idf(titles: pl.Series, previous: Previous | None, delta: Delta,
                refit_fraction: float) -> tuple[TokenIdf, bool]:
     """The previous run's IDF while little changed (so unchanged pairs keep their features), else a refit."""
-    if previous is not None and (previous.folder / IDF_FILE).is_file() and delta.fraction <= refit_fraction:
+    if _keeps_vocabulary(previous, IDF_FILE, delta, refit_fraction):
         return TokenIdf.load(previous.folder / IDF_FILE), False
     return TokenIdf.fit(titles), True
+
+
+def choose_brands(records: pl.DataFrame, previous: Previous | None, delta: Delta,
+                  refit_fraction: float) -> tuple[list[str], bool]:
+    """The previous run's colour brands while little changed (so unchanged records keep their
+    attributes), else those of this catalog."""
+    if _keeps_vocabulary(previous, BRANDS_FILE, delta, refit_fraction):
+        return json.loads((previous.folder / BRANDS_FILE).read_text()), False
+    return colour_brands(records), True
+
+
+def record_attributes(records: pl.DataFrame, brands: list[str], previous: Previous | None,
+                      delta: Delta) -> pl.DataFrame:
+    """``extract_attributes(records, brands)``, reading those of unchanged records from ``previous``
+    (None: reuse nothing). Only valid when ``brands`` are the previous run's."""
+    path = None if previous is None else previous.folder / ATTRIBUTES_FILE
+    if path is None or not path.is_file():
+        return extract_attributes(records, brands)
+    base = records.drop(ATTRIBUTE_COLUMNS, strict=False)
+    kept = base.join(delta.touched.to_frame("id"), on="id", how="anti").join(pl.read_parquet(path), on="id")
+    fresh = extract_attributes(base.join(kept.select("id"), on="id", how="anti"), brands)
+    both = pl.concat([kept.select(fresh.columns), fresh], how="vertical_relaxed")
+    return base.select("id").join(both, on="id", how="left", maintain_order="left")
 
 
 def query_neighbours(index: faiss.Index, emb: np.ndarray, attrs: pl.DataFrame, rows: np.ndarray,
@@ -167,44 +205,86 @@ def query_neighbours(index: faiss.Index, emb: np.ndarray, attrs: pl.DataFrame, r
     ).cast(ANN_SCHEMA)
 
 
-def _range_hits(index: faiss.Index, probes: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """Rows within ``radius`` (inner product) of any probe vector, with their similarity to it."""
-    found_rows, found_sims = [], []
+def _range_hits(index: faiss.Index, probes: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each indexed row within ``radius`` (inner product) of a probe vector: the probe, the row and
+    their similarity."""
+    found = [(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32))]
     for start in range(0, len(probes), _RANGE_CHUNK):
-        _, sims, rows = index.range_search(np.ascontiguousarray(probes[start:start + _RANGE_CHUNK]), radius)
-        found_rows.append(rows)
-        found_sims.append(sims)
-    if not found_rows:
-        return np.empty(0, np.int64), np.empty(0, np.float32)
-    return np.concatenate(found_rows), np.concatenate(found_sims)
+        chunk = np.ascontiguousarray(probes[start:start + _RANGE_CHUNK])
+        lims, sims, rows = index.range_search(chunk, radius)
+        found.append((np.repeat(np.arange(start, start + len(chunk)), np.diff(lims).astype(np.int64)), rows, sims))
+    probe, rows, sims = (np.concatenate(parts) for parts in zip(*found))
+    return probe, rows, sims
 
 
-def requery_rows(index: faiss.Index, ids: pl.Series, delta: Delta, previous_ann: pl.DataFrame, probes: np.ndarray,
-                 settings: BlockingSettings, n_previous: int, exact: bool = True) -> np.ndarray:
-    """Rows whose neighbours must be searched again.
+@dataclass
+class NeighbourPlan:
+    """The rows an incremental run searches again, and the patched neighbours of others (``ANN_SCHEMA``)."""
 
-    Always new and changed records, and unchanged records whose kept neighbours include a changed or
-    deleted one. ``exact`` adds every unchanged record whose pool an inserted or removed vector
-    (``probes``) can enter or leave, which makes the candidates those of a full run.
+    rows: np.ndarray
+    patched: pl.DataFrame
+
+
+def plan_neighbours(index: faiss.Index, attrs: pl.DataFrame, emb: np.ndarray, delta: Delta,
+                    previous_ann: pl.DataFrame, removed: np.ndarray, settings: BlockingSettings, n_previous: int,
+                    exact: bool) -> NeighbourPlan:
+    """Which records' neighbours are searched again, and the new lists of those patched instead.
+
+    Always searched: new and changed records, and unchanged ones the previous run did not search. A
+    vector inserted (new or changed record) or ``removed`` (the previous vectors of changed and deleted
+    records) can enter or leave the pool of an unchanged record only if its similarity reaches the
+    record's pool boundary; a range search around it finds those records. ``exact`` searches them all
+    again, which makes the candidates those of a full run. Otherwise a record's list takes in the
+    inserted vectors that enter its pool, re-ranked with its kept neighbours (``best_k``), and only a
+    record that lost a neighbour for good (deleted, or changed and no longer in its pool) is searched:
+    a pool member beyond the ``k`` kept may then be missed.
     """
-    pool = max(settings.ann_pool, settings.k) + 1
-    if min(n_previous, len(ids)) < pool:  # the pool size itself changes with the catalog size
-        return np.arange(len(ids))
+    ids = attrs["id"]
+    empty = pl.DataFrame(schema=ANN_SCHEMA)
+    if min(n_previous, len(ids)) < max(settings.ann_pool, settings.k) + 1:  # the pool size changes with the catalog
+        return NeighbourPlan(np.arange(len(ids)), empty)
     rows = pl.DataFrame({"id": ids}).with_row_index("row")
     touched = delta.touched.to_frame("id")
-    removed = pl.concat([delta.changed, delta.deleted]).implode()
+    gone = pl.concat([delta.changed, delta.deleted]).implode()
+    inserted = rows.join(touched, on="id", how="semi")["row"].to_numpy().astype(np.int64)
     unchanged = rows.join(touched, on="id", how="anti").join(previous_ann, on="id", how="left")
-    # A record the previous run did not search (none stored) is searched again.
-    lost = pl.col("hits").list.eval(pl.element().is_in(removed)).list.any()
-    stale = unchanged.filter(pl.col("bound").is_null() | lost)
-    found = [rows.join(touched, on="id", how="semi")["row"].to_numpy(), stale["row"].to_numpy()]
     known = unchanged.filter(pl.col("bound").is_not_null())
-    if exact and len(probes) and known.height:
-        bound = np.full(len(ids), np.inf, dtype=np.float32)
-        bound[known["row"].to_numpy()] = np.maximum(known["bound"].to_numpy(), settings.min_similarity)
-        hit_rows, hit_sims = _range_hits(index, probes, float(bound[known["row"].to_numpy()].min()) - _SIM_EPS)
-        found.append(hit_rows[hit_sims >= bound[hit_rows] - _SIM_EPS])
-    return np.unique(np.concatenate(found).astype(np.int64))
+    searched = [inserted, unchanged.filter(pl.col("bound").is_null())["row"].to_numpy()]
+    bound = np.full(len(ids), np.inf, dtype=np.float32)
+    bound[known["row"].to_numpy()] = np.maximum(known["bound"].to_numpy(), settings.min_similarity)
+    radius = float(bound.min()) - _SIM_EPS if known.height else np.inf
+    probes = emb[inserted] if not exact else np.vstack([emb[inserted], removed])
+    probe, near, sims = _range_hits(index, probes if known.height else probes[:0], radius)
+    enter = sims >= bound[near] - _SIM_EPS
+    lost = pl.col("hits").list.eval(pl.element().is_in(gone)).list.any()
+    if exact:
+        searched += [known.filter(lost)["row"].to_numpy(), near[enter]]
+        return NeighbourPlan(np.unique(np.concatenate(searched).astype(np.int64)), empty)
+    entrants = pl.DataFrame({"query": near[enter], "hit": inserted[probe[enter]], "sim": sims[enter]})
+    entrants = entrants.with_columns(ids.gather(entrants["hit"]).alias("hit_id"))
+    held = (
+        known.filter(pl.col("row").is_in(entrants["query"].implode()) | lost)
+        .select(pl.col("row").cast(pl.Int64).alias("query"), pl.col("hits").alias("hit_id"), pl.col("sims").alias("sim"))
+        .explode("hit_id", "sim").drop_nulls("hit_id")
+    )
+    # A changed neighbour whose new vector re-entered the pool came back through the range search.
+    left = held.filter(pl.col("hit_id").is_in(gone)).join(entrants, on=["query", "hit_id"], how="anti")
+    stale = left["query"].unique().to_numpy()
+    held = held.filter(~pl.col("hit_id").is_in(gone) & ~pl.col("query").is_in(left["query"].implode()))
+    held = held.join(rows.select(pl.col("id").alias("hit_id"), pl.col("row").cast(pl.Int64).alias("hit")), on="hit_id")
+    both = pl.concat([held.select("query", "hit", "sim"),
+                      entrants.filter(~pl.col("query").is_in(stale)).select("query", "hit", "sim")],
+                     how="vertical_relaxed")
+    reranked = RerankAttrs(attrs)
+    best = best_k(both["query"].to_numpy(), both["hit"].to_numpy(), both["sim"].to_numpy().astype(np.float32),
+                  reranked, reranked, settings)
+    patched = (
+        best.with_columns(ids.gather(best["hit"]).alias("hit_id"))
+        .group_by("query", maintain_order=True).agg(pl.col("hit_id").alias("hits"), pl.col("sim").alias("sims"))
+        .join(known.select(pl.col("row").cast(pl.Int64).alias("query"), "id", "bound"), on="query")
+        .select("id", "bound", "hits", "sims").cast(ANN_SCHEMA)
+    )
+    return NeighbourPlan(np.unique(np.concatenate([*searched, stale]).astype(np.int64)), patched)
 
 
 def updated_index(previous: Previous, ids: pl.Series, emb: np.ndarray, delta: Delta,
@@ -259,65 +339,51 @@ class Blocked:
     report: dict[str, Any]
 
 
-def ann_candidate_pairs(ann: pl.DataFrame) -> pl.DataFrame:
-    """Unordered pairs (``left_id < right_id``) from per-record neighbours, with their best similarity."""
-    flat = ann.select("id", "hits", "sims").explode("hits", "sims").drop_nulls("hits")
+def ann_row_pairs(ann: pl.DataFrame) -> pl.DataFrame:
+    """Row pairs (``left``, ``right``, ``sim``) of per-record neighbours, ``ann`` being in catalog order."""
+    rows = ann.select(pl.col("id").alias("hits")).with_row_index("right")
     return (
-        flat.select(pl.min_horizontal("id", "hits").alias("left_id"), pl.max_horizontal("id", "hits").alias("right_id"),
-                    pl.col("sims").alias("ann_sim"))
-        .group_by("left_id", "right_id").agg(pl.col("ann_sim").max())
-    )
-
-
-def merge_candidates(key_pairs: pl.DataFrame, ann_pairs: pl.DataFrame | None) -> pl.DataFrame:
-    """One row per pair with the sorted blockers that proposed it (blocking's contract)."""
-    if ann_pairs is None:
-        return key_pairs
-    ann_rows = ann_pairs.select("left_id", "right_id", pl.lit(["ann"], dtype=pl.List(pl.String)).alias("blockers"),
-                                pl.col("ann_sim").cast(pl.Float32))
-    return (
-        pl.concat([key_pairs.select("left_id", "right_id", "blockers", "ann_sim"), ann_rows])
-        .group_by("left_id", "right_id")
-        .agg(pl.col("blockers").list.explode(keep_nulls=False, empty_as_null=False).unique().sort(),
-             pl.col("ann_sim").max())
-        .sort("left_id", "right_id")
+        ann.with_row_index("left").select("left", "hits", pl.col("sims").alias("sim"))
+        .explode("hits", "sim").drop_nulls("hits")
+        .join(rows, on="hits").select(pl.col("left", "right").cast(pl.Int64), "sim")
     )
 
 
 def block_catalog(attrs: pl.DataFrame, emb: np.ndarray, settings: BlockingSettings, previous: Previous | None,
                   delta: Delta, reuse: bool, exact: bool = True, progress: bool = True) -> Blocked:
     """Candidate pairs of one catalog: fuzzy keys over the whole catalog, nearest neighbours searched
-    again only where they can have changed (see ``requery_rows``) when ``reuse`` and a previous run allow it."""
-    started = time.perf_counter()
-    key_pairs, report = generate_candidates(attrs, emb, settings.model_copy(update={"ann": False}), progress=progress)
-    info: dict[str, Any] = {"keys": report.model_dump(mode="json"), "seconds": {"keys": time.perf_counter() - started}}
+    again only where they can have changed (see ``plan_neighbours``) when ``reuse`` and a previous run allow it."""
     if not settings.ann:
-        return Blocked(key_pairs, pl.DataFrame(schema=ANN_SCHEMA), None, info)
+        started = time.perf_counter()
+        pairs, report = generate_candidates(attrs, emb, settings, progress=progress)
+        return Blocked(pairs, pl.DataFrame(schema=ANN_SCHEMA), None,
+                       {"keys": report.model_dump(mode="json"), "seconds": {"keys": time.perf_counter() - started}})
     emb = np.ascontiguousarray(emb, dtype=np.float32)
     ids = attrs["id"]
     prev_ann = previous.ann if (reuse and previous is not None) else None
     started = time.perf_counter()
+    patched = pl.DataFrame(schema=ANN_SCHEMA)
     if prev_ann is None:
         index, kind = build_index(emb, settings)
         rows = np.arange(len(ids))
     else:
         index, kind = updated_index(previous, ids, emb, delta, settings)
-        probes = np.vstack([emb[_rows_of(ids, delta.touched)], _removed_vectors(previous, delta, settings)])
-        rows = requery_rows(index, ids, delta, prev_ann, probes, settings, previous.records.height, exact)
-    info["seconds"]["index"] = time.perf_counter() - started
+        plan = plan_neighbours(index, attrs, emb, delta, prev_ann, _removed_vectors(previous, delta, settings),
+                               settings, previous.records.height, exact)
+        rows, patched = plan.rows, plan.patched
+    seconds = {"index": time.perf_counter() - started}
     started = time.perf_counter()
-    ann = query_neighbours(index, emb, attrs, rows, settings, progress)
+    ann = pl.concat([query_neighbours(index, emb, attrs, rows, settings, progress), patched])
     if prev_ann is not None:
         kept = prev_ann.join(ann.select("id"), on="id", how="anti").join(ids.to_frame("id"), on="id", how="semi")
         ann = ids.to_frame("id").join(pl.concat([kept, ann]), on="id", how="left", maintain_order="left")
-    candidates = merge_candidates(key_pairs, ann_candidate_pairs(ann))
-    info["seconds"]["ann"] = time.perf_counter() - started
-    info.update(index=kind, ann_queries=int(len(rows)))
+    seconds["ann"] = time.perf_counter() - started
+    started = time.perf_counter()
+    candidates, report = generate_candidates(attrs, emb, settings, progress=progress, ann_found=ann_row_pairs(ann))
+    seconds["keys"] = time.perf_counter() - started
+    info = {"keys": report.model_dump(mode="json"), "seconds": seconds, "index": kind, "ann_queries": int(len(rows)),
+            "ann_patched": patched.height}
     return Blocked(candidates, ann, index, info)
-
-
-def _rows_of(ids: pl.Series, wanted: pl.Series) -> np.ndarray:
-    return ids.to_frame("id").with_row_index("row").join(wanted.to_frame("id"), on="id", how="semi")["row"].to_numpy()
 
 
 def _removed_vectors(previous: Previous, delta: Delta, settings: BlockingSettings) -> np.ndarray:
@@ -344,48 +410,40 @@ def reusable_pairs(candidates: pl.DataFrame, previous: Previous, delta: Delta) -
     return stable.lazy().join(prev, on=["left_id", "right_id"]).filter(same).select("left_id", "right_id").collect()
 
 
-def reused_features(previous: Previous, pairs: pl.DataFrame, stem: Path, part_rows: int) -> list[Path]:
-    """Write the previous run's feature rows of ``pairs`` as parts of at most ``part_rows`` rows
-    (``<stem>-00000.parquet``...), streaming, so that no step holds all reused features at once."""
-    whole = stem.with_name(f"{stem.name}-all.parquet")
-    with atomic_path(whole) as tmp:
+def reused_features(previous: Previous, pairs: pl.DataFrame, path: Path) -> pl.LazyFrame:
+    """The previous run's feature rows of ``pairs``, copied streaming to ``path`` (one pass over the
+    previous run's features; the later passes read the copy without a join), as a lazy frame."""
+    with atomic_path(path) as tmp:
         (pl.scan_parquet(previous.folder / "features.parquet")
-         .join(pairs.lazy(), on=["left_id", "right_id"], how="semi")
+         .join(pairs.lazy(), on=PAIR_KEYS, how="semi")
          .sink_parquet(tmp))
-    n_rows = pl.scan_parquet(whole).select(pl.len()).collect().item()
-    parts = []
-    for i, start in enumerate(range(0, n_rows, part_rows)):
-        path = stem.with_name(f"{stem.name}-{i:05d}.parquet")
-        with atomic_path(path) as tmp:
-            pl.scan_parquet(whole).slice(start, part_rows).sink_parquet(tmp)
-        parts.append(path)
-    whole.unlink()
-    return parts
+    return pl.scan_parquet(path)
 
 
-def split_reused(parts: list[Path], bests: dict[str, pl.DataFrame]) -> tuple[pl.DataFrame, list[Path]]:
-    """Regap reused feature parts in place; return the pairs whose features all stayed the same (their
-    scores are reused too) and parts holding those whose features relative to their records' other
-    pairs moved (they are scored again)."""
-    same_pairs, rescore = [], []
-    for path in parts:
-        before = pl.read_parquet(path)
-        now = apply_gaps(before, bests)
-        same = now.select(pl.all_horizontal(
-            pl.col(g).fill_nan(None).eq_missing(before[g].fill_nan(None)) for g in GAP_FEATURES)).to_series()
-        write_table(now, path)
-        moved = path.with_name(f"{path.stem}-rescore.parquet")
-        write_table(now.filter(~same), moved)
-        rescore.append(moved)
-        same_pairs.append(now.filter(same).select("left_id", "right_id"))
-    empty = pl.DataFrame(schema={"left_id": pl.String, "right_id": pl.String})
-    return pl.concat([empty, *same_pairs]), rescore
+def moved_pairs(reused: pl.LazyFrame, bests: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """The pairs of ``reused`` whose features relative to their records' other pairs (``GAP_FEATURES``,
+    taken against ``bests``) are not the previous run's: they are scored again, the others keep their scores."""
+    before = reused.select(*PAIR_KEYS, *RANKED, *(pl.col(g).alias(f"_was_{g}") for g in GAP_FEATURES))
+    same = pl.all_horizontal(pl.col(g).fill_nan(None).eq_missing(pl.col(f"_was_{g}").fill_nan(None))
+                             for g in GAP_FEATURES)
+    return apply_gaps(before, bests).filter(~same).select(PAIR_KEYS).collect(engine="streaming")
 
 
-def reused_scores(previous: Previous, pairs: pl.DataFrame) -> pl.DataFrame:
-    """The previous run's scored rows of ``pairs``."""
-    return pl.scan_parquet(previous.folder / "pairs.parquet").join(
-        pairs.lazy(), on=["left_id", "right_id"], how="semi").collect()
+def rescore_parts(reused: pl.LazyFrame, moved: pl.DataFrame, bests: dict[str, pl.DataFrame], stem: Path,
+                  part_rows: int) -> list[Path]:
+    """The ``moved`` pairs' previous features with gaps taken again, as parts of at most ``part_rows``
+    rows (``<stem>-00000.parquet``...)."""
+    rows = apply_gaps(reused.join(moved.lazy(), on=PAIR_KEYS, how="semi"), bests).collect(engine="streaming")
+    return [write_table(rows.slice(start, part_rows), stem.with_name(f"{stem.name}-{i:05d}.parquet"))
+            for i, start in enumerate(range(0, rows.height, part_rows))]
+
+
+def reused_scores(previous: Previous, reused: pl.DataFrame, moved: pl.DataFrame) -> pl.DataFrame:
+    """The previous run's scored rows of the ``reused`` pairs that did not move."""
+    return (pl.scan_parquet(previous.folder / "pairs.parquet")
+            .join(reused.lazy(), on=PAIR_KEYS, how="semi")
+            .join(moved.lazy(), on=PAIR_KEYS, how="anti")
+            .collect())
 
 
 def _strong(settings: ClusterSettings) -> pl.Expr:
@@ -453,7 +511,8 @@ def recluster(attrs: pl.DataFrame, scored: pl.DataFrame, previous: Previous, del
 
 def _lonely_confidence(scored: pl.DataFrame, ids: pl.Series) -> pl.DataFrame:
     """Confidence of records alone in their group (``lone_confidence`` of their best duplicate probability)."""
-    weights = pair_weights(scored)
+    near = pl.col("left_id").is_in(ids.implode()) | pl.col("right_id").is_in(ids.implode())
+    weights = pair_weights(scored.filter(near))
     ends = pl.concat([weights.select(pl.col("left_id").alias("id"), "w_dup"),
                       weights.select(pl.col("right_id").alias("id"), "w_dup")])
     best = ids.to_frame("id").join(ends, on="id", how="left").group_by("id").agg(pl.col("w_dup").max().fill_null(0.0))

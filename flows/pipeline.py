@@ -12,9 +12,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from features.attributes import ATTRIBUTE_COLUMNS
 from features.io import atomic_dir, file_hash, write_json, write_table
-from features.pairs import RANKED, apply_gaps, merge_bests, pair_features, record_bests
-from flows.incremental import ANN_FILE, IDF_FILE, INDEX_FILE, save_index
+from features.pairs import apply_gaps, pair_features
+from flows.incremental import ANN_FILE, ATTRIBUTES_FILE, BRANDS_FILE, IDF_FILE, INDEX_FILE, save_index
 from matching.labels import MULTICLASS
 from matching.metrics import class_report
 from matching.model import Matcher, score_pairs
@@ -51,6 +52,8 @@ class RunResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     # What the next run reuses (flows/incremental.py); absent for links.
     idf: Any = None
+    brands: list[str] | None = None
+    attributes: pl.DataFrame | None = None
     ann: pl.DataFrame | None = None
     index: Any = None
 
@@ -92,12 +95,6 @@ def chunk_features(pairs: pl.DataFrame, left: Side, right: Side, idf: Any, featu
         left, right = left.subset(pairs["left_id"]), right.subset(pairs["right_id"])
     feats = pair_features(pairs, left.attrs, right.attrs, left.emb, right.emb, idf)
     return feats.select(["left_id", "right_id", "blockers", *feature_names])
-
-
-def parts_bests(parts: list[Path], one_catalog: bool) -> dict[str, pl.DataFrame]:
-    """Per-record best RANKED scores over all chunks together (each chunk alone sees only some pairs)."""
-    columns = ["left_id", "right_id", *RANKED]
-    return merge_bests([record_bests(pl.read_parquet(path, columns=columns), one_catalog) for path in parts])
 
 
 def regap_parts(parts: list[Path], bests: dict[str, pl.DataFrame]) -> None:
@@ -187,7 +184,7 @@ def write_run(
     out: Path,
     result: RunResult,
     run_info: dict[str, Any],
-    feature_parts: list[Path],
+    features: list[pl.LazyFrame],
     csv: bool,
 ) -> Path:
     """Write the run folder atomically: a killed run leaves the previous folder untouched."""
@@ -197,10 +194,14 @@ def write_run(
             write_table(frame, tmp / f"{name}.parquet")
             if csv:
                 write_table(frame, tmp / f"{name}.csv")
-        if feature_parts:
-            pl.scan_parquet(feature_parts).sink_parquet(tmp / "features.parquet")
+        if features:
+            pl.concat(features).sink_parquet(tmp / "features.parquet")
         if result.idf is not None:
             result.idf.save(tmp / IDF_FILE)
+        if result.brands is not None:
+            write_json(result.brands, tmp / BRANDS_FILE)
+        if result.attributes is not None:
+            write_table(result.attributes.select("id", *ATTRIBUTE_COLUMNS), tmp / ATTRIBUTES_FILE)
         if result.ann is not None:
             write_table(result.ann, tmp / ANN_FILE)
         if result.index is not None:

@@ -46,9 +46,12 @@ class PipelineSettings(Settings):
     # Off, the run recomputes everything (the "full run" an incremental run must equal).
     incremental: bool = True
     # exact: also search again every unchanged record whose neighbour pool a changed vector can enter or
-    # leave, so candidates equal a full run's; touched: only records that changed or lost a neighbour
-    # (far fewer searches; an unchanged record may keep a neighbour a full run would have displaced).
-    neighbour_requery: Literal["exact", "touched"] = "exact"
+    # leave, so candidates equal a full run's; touched: search only records that changed or lost a
+    # neighbour for good, and patch other lists with the new vectors that enter their pools (a pool
+    # member beyond the k kept can be missed). None: exact for catalogs small enough for the exact
+    # index (blocking.exact_max_records), touched above, where the updated IVF index makes a full
+    # run's candidates unreproducible anyway and searching again cost 4x the patched run's searches.
+    neighbour_requery: Literal["exact", "touched"] | None = None
     # Share of new, changed or deleted records above which the title IDF is refitted instead of reused.
     idf_refit_fraction: float = Field(0.1, ge=0, le=1)
 

@@ -206,14 +206,14 @@ def test_scores_relative_to_each_records_best_candidate(attrs: pl.DataFrame) -> 
 
 
 def test_gaps_over_separately_computed_chunks_equal_gaps_over_all(attrs: pl.DataFrame) -> None:
-    from features.pairs import apply_gaps, merge_bests, pair_features, record_bests
+    from features.pairs import apply_gaps, pair_features, record_bests
 
     ids = attrs["id"].to_list()
     rows = [(a, b) for i, a in enumerate(ids) for b in ids[i + 1:]]
     idf = TokenIdf.fit(attrs["attr_title"].to_list())
     whole = pair_features(_pairs(rows), attrs, attrs, None, None, idf)
     chunks = [pair_features(_pairs(part), attrs, attrs, None, None, idf) for part in (rows[:3], rows[3:])]
-    bests = merge_bests([record_bests(c, one_catalog=True) for c in chunks])
+    bests = record_bests(pl.concat([c.lazy() for c in chunks]), one_catalog=True)
     rejoined = pl.concat([apply_gaps(c, bests) for c in chunks])
     assert len(rows) > 3
     assert rejoined.select(pl.col("^.*_gap_.*$")).equals(whole.select(pl.col("^.*_gap_.*$")))

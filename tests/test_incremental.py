@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 from prefect.testing.utilities import prefect_test_harness
 
+from blocking.ann import build_index
 from blocking.candidates import generate_candidates
 from blocking.settings import BlockingSettings
-from features.attributes import extract_attributes
+from features.attributes import colour_brands, extract_attributes
 from features.generate import generate_catalog
 from features.io import write_table
 from flows import incremental
@@ -22,7 +24,7 @@ from flows.training import train_from_files
 from matching.settings import ClusterSettings, MatcherSettings
 
 pytestmark = pytest.mark.slow
-TABLES = ("records", "groups", "lineage", "pairs", "features")
+TABLES = ("records", "groups", "lineage", "pairs", "features", "attributes")
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +122,66 @@ def test_deleted_records_retire_their_ids(harness, ws):
     assert not set(now["duplicate_group_id"].to_list()) & retired
     deleted = {*gone["id"].to_list(), "L0000040", "L0000041"}
     assert not deleted & set(now["id"].to_list())
+
+
+def test_unchanged_records_keep_the_previous_attributes(harness, ws, tmp_path):
+    """Attributes are read back for unchanged records and extracted for new and changed ones."""
+    if not (ws["root"] / "base").exists():
+        run(ws, ws["base"], "base")
+    later = pl.read_parquet(ws["later"])
+    previous = incremental.load_previous(ws["root"] / "base")
+    delta = incremental.diff_records(incremental.content_hashes(later), previous)
+    brands, refit = incremental.choose_brands(later, previous, delta, refit_fraction=0.1)
+    assert not refit and brands == colour_brands(pl.read_parquet(ws["base"]))
+    assert_frame_equal(incremental.record_attributes(later, brands, previous, delta), extract_attributes(later, brands))
+    # A mark left in the previous run's attributes shows which records were read back, not extracted.
+    unchanged, changed = later["id"][0], delta.changed[0]
+    assert unchanged not in delta.touched
+    folder = tmp_path / "previous"
+    folder.mkdir()
+    kept = pl.read_parquet(ws["root"] / "base" / incremental.ATTRIBUTES_FILE).with_columns(
+        attr_title=pl.lit("marked"))
+    write_table(kept, folder / incremental.ATTRIBUTES_FILE)
+    got = incremental.record_attributes(later, brands, incremental.Previous(folder, previous.records), delta)
+    titles = dict(zip(got["id"], got["attr_title"]))
+    assert titles[unchanged] == "marked" and titles[changed] != "marked"
+    assert got["id"].equals(later["id"])
+
+
+def test_colour_brands_are_refitted_when_much_changed(harness, ws):
+    if not (ws["root"] / "base").exists():
+        run(ws, ws["base"], "base")
+    previous = incremental.load_previous(ws["root"] / "base")
+    later = pl.read_parquet(ws["later"]).with_columns(brand=pl.lit("Blue Mesa"))
+    delta = incremental.diff_records(incremental.content_hashes(later), previous)
+    brands, refit = incremental.choose_brands(later, previous, delta, refit_fraction=0.1)
+    assert refit and brands == ["blue mesa"]
+
+
+def test_patched_neighbour_lists_agree_with_a_fresh_search(harness, ws):
+    """``touched``: unchanged records whose pool a new vector entered take it in without a search, and
+    their lists come out as a search of the updated index would give them."""
+    if not (ws["root"] / "base").exists():
+        run(ws, ws["base"], "base")
+    previous = incremental.load_previous(ws["root"] / "base")
+    later = pl.read_parquet(ws["later"])
+    delta = incremental.diff_records(incremental.content_hashes(later), previous)
+    attrs = extract_attributes(later, colour_brands(pl.read_parquet(ws["base"])))
+    emb = embed_records(attrs, ws["blocking"])
+    index, _ = build_index(emb, ws["blocking"])
+    plan = incremental.plan_neighbours(index, attrs, emb, delta, previous.ann, emb[:0], ws["blocking"],
+                                       previous.records.height, exact=False)
+    assert plan.patched.height > 0 and len(plan.rows) < later.height
+    rows = np.flatnonzero(attrs["id"].is_in(plan.patched["id"].implode()).to_numpy())
+    fresh = incremental.query_neighbours(index, emb, attrs, rows, ws["blocking"], progress=False)
+    both = plan.patched.join(fresh, on="id", suffix="_fresh")
+    # New listings did enter unchanged records' lists.
+    assert both["hits"].list.eval(pl.element().is_in(delta.new.implode())).list.any().sum() > 0
+    same = both.select((pl.col("hits") == pl.col("hits_fresh")).mean()).item()
+    overlap = both.select(pl.col("hits").list.set_intersection("hits_fresh").list.len().sum()
+                          / pl.col("hits_fresh").list.len().sum()).item()
+    print(f"patched {both.height}, identical lists {same:.3f}, neighbours in common {overlap:.3f}")
+    assert same >= 0.9 and overlap >= 0.98
 
 
 def test_chunked_scoring_equals_unchunked(harness, ws):
