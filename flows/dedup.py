@@ -176,7 +176,9 @@ class _Rounds:
         against (``bests``, else those of ``pairs``)."""
         progress = create_progress_artifact(progress=0.0, description=f"features and scoring of {name} pairs")
         with self.probe.stage("features"):
-            reused = incremental.reusable_pairs(pairs, self.previous, self.delta) if self.previous else None
+            kept = [] if self.previous is None else [incremental.reused_features(
+                pairs, self.previous, self.delta, self.parts_dir / f"{name}-reused.parquet")]
+            reused = kept[0].select("left_id", "right_id").collect() if kept else None
             todo = pairs.join(reused, on=["left_id", "right_id"], how="anti") if reused is not None else pairs
             todo = pipeline.locality_order(todo, self.left, self.other)
             bounds = pipeline.shard_bounds(todo.height, self.chunk_size)
@@ -186,8 +188,6 @@ class _Rounds:
                                      self.parts_dir / f"{name}-{i:05d}.parquet")
                 for i, (a, b) in enumerate(bounds)
             ], progress, 0, 2 * len(bounds))
-            kept = [] if reused is None else [incremental.reused_features(
-                self.previous, reused, self.parts_dir / f"{name}-reused.parquet")]
             if bests is None:
                 bests = record_bests(pl.concat([pl.scan_parquet(parts), *kept]), self.one_catalog)
             pipeline.regap_parts(parts, bests)

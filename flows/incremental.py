@@ -232,7 +232,7 @@ def plan_neighbours(index: faiss.Index, attrs: pl.DataFrame, emb: np.ndarray, de
 
     Always searched: new and changed records, and unchanged ones the previous run did not search. A
     vector inserted (new or changed record) or ``removed`` (the previous vectors of changed and deleted
-    records) can enter or leave the pool of an unchanged record only if its similarity reaches the
+    records; only the exact rule uses them) can enter or leave the pool of an unchanged record only if its similarity reaches the
     record's pool boundary; a range search around it finds those records. ``exact`` searches them all
     again, which makes the candidates those of a full run. Otherwise a record's list takes in the
     inserted vectors that enter its pool, re-ranked with its kept neighbours (``best_k``), and only a
@@ -368,8 +368,9 @@ def block_catalog(attrs: pl.DataFrame, emb: np.ndarray, settings: BlockingSettin
         rows = np.arange(len(ids))
     else:
         index, kind = updated_index(previous, ids, emb, delta, settings)
-        plan = plan_neighbours(index, attrs, emb, delta, prev_ann, _removed_vectors(previous, delta, settings),
-                               settings, previous.records.height, exact)
+        # Only the exact rule looks for the pools that removed vectors leave (embedding them costs).
+        removed = _removed_vectors(previous, delta, settings) if exact else emb[:0]
+        plan = plan_neighbours(index, attrs, emb, delta, prev_ann, removed, settings, previous.records.height, exact)
         rows, patched = plan.rows, plan.patched
     seconds = {"index": time.perf_counter() - started}
     started = time.perf_counter()
@@ -394,29 +395,21 @@ def _removed_vectors(previous: Previous, delta: Delta, settings: BlockingSetting
     return embed_texts(record_texts(gone), settings, progress=False)
 
 
-def reusable_pairs(candidates: pl.DataFrame, previous: Previous, delta: Delta) -> pl.DataFrame:
-    """Candidate pairs whose features and scores the previous run already has: both records unchanged,
-    and the same blockers and neighbour similarity (both are features)."""
+def reused_features(candidates: pl.DataFrame, previous: Previous, delta: Delta, path: Path) -> pl.LazyFrame:
+    """The previous run's feature rows of the candidate pairs whose features it already has (both
+    records unchanged, the same blockers and neighbour similarity, both features), copied streaming to
+    ``path`` in one pass, as a lazy frame: the later passes read the copy without a join."""
     touched = delta.touched.to_frame("id")
     stable = (
         candidates.join(touched.rename({"id": "left_id"}), on="left_id", how="anti")
         .join(touched.rename({"id": "right_id"}), on="right_id", how="anti")
+        .select(*PAIR_KEYS, pl.col("blockers").alias("_blockers"), pl.col("ann_sim").alias("_ann"))
     )
-    prev = pl.scan_parquet(previous.folder / "features.parquet").select(
-        "left_id", "right_id", pl.col("blockers").alias("_blockers"), pl.col("ann_cosine").alias("_ann"),
-    )
-    same = (pl.col("blockers") == pl.col("_blockers")) & pl.col("ann_sim").fill_nan(None).eq_missing(
+    prev = pl.scan_parquet(previous.folder / "features.parquet")
+    same = (pl.col("blockers") == pl.col("_blockers")) & pl.col("ann_cosine").fill_nan(None).eq_missing(
         pl.col("_ann").fill_nan(None))
-    return stable.lazy().join(prev, on=["left_id", "right_id"]).filter(same).select("left_id", "right_id").collect()
-
-
-def reused_features(previous: Previous, pairs: pl.DataFrame, path: Path) -> pl.LazyFrame:
-    """The previous run's feature rows of ``pairs``, copied streaming to ``path`` (one pass over the
-    previous run's features; the later passes read the copy without a join), as a lazy frame."""
     with atomic_path(path) as tmp:
-        (pl.scan_parquet(previous.folder / "features.parquet")
-         .join(pairs.lazy(), on=PAIR_KEYS, how="semi")
-         .sink_parquet(tmp))
+        prev.join(stable.lazy(), on=PAIR_KEYS).filter(same).select(prev.collect_schema().names()).sink_parquet(tmp)
     return pl.scan_parquet(path)
 
 
