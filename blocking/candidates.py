@@ -62,7 +62,8 @@ def generate_candidates(
     report = BlockingReport(n_left=left.height, n_right=right.height if two_sources else None)
     rows = stacked(left, right, KEY_COLUMNS)
     right_ids = (right if two_sources else left)["id"]
-    steps = (["ann"] if settings.ann else []) + list(settings.blockers)
+    # A blocker named twice runs once: union() counts on each blocker proposing a pair once.
+    steps = list(dict.fromkeys((["ann"] if settings.ann else []) + list(settings.blockers)))
     coder = PairCoder(left["id"], right_ids, two_sources)
     found: list[pl.DataFrame] = []
 

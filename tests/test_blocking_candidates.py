@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from blocking.candidates import generate_candidates
 from blocking.settings import BlockingSettings
@@ -72,6 +73,22 @@ def test_one_catalog_contract_no_self_pairs_each_pair_once():
     assert pair_set(pairs)[("r1", "r2")] == ["ann", "model"]
     assert report.total_candidates == pairs.height
     assert report.candidates_per_record == pytest.approx(pairs.height / len(CATALOG), abs=1e-3)
+
+
+def test_pairs_follow_id_order_whatever_the_row_order():
+    """Pairs are merged as integer codes of id ranks: rows in reverse id order give the same frame."""
+    emb = unit_vectors(len(CATALOG))
+    emb[5] = emb[4]
+    settings = BlockingSettings(k=2, min_similarity=-1.0)
+    pairs, _ = generate_candidates(CATALOG, emb, settings)
+    reversed_pairs, _ = generate_candidates(CATALOG.reverse(), emb[::-1].copy(), settings)
+    assert_frame_equal(reversed_pairs, pairs)
+    assert pairs.equals(pairs.sort("left_id", "right_id")) and (pairs["left_id"] < pairs["right_id"]).all()
+    # A blocker named twice proposes its pairs once and keeps its own name.
+    twice, _ = generate_candidates(CATALOG, emb, settings.model_copy(update={"blockers": ["model", "model", "gtin"]}))
+    once, _ = generate_candidates(CATALOG, emb, settings.model_copy(update={"blockers": ["model", "gtin"]}))
+    assert_frame_equal(twice, once)
+    assert "gtin" in pair_set(once)[("r3", "r4")]
 
 
 def test_two_sources_pairs_run_left_to_right_only():
