@@ -232,9 +232,9 @@ def plan_neighbours(index: faiss.Index, attrs: pl.DataFrame, emb: np.ndarray, de
 
     Always searched: new and changed records, and unchanged ones the previous run did not search. A
     vector inserted (new or changed record) or ``removed`` (the previous vectors of changed and deleted
-    records; only the exact rule uses them) can enter or leave the pool of an unchanged record only if its similarity reaches the
-    record's pool boundary; a range search around it finds those records. ``exact`` searches them all
-    again, which makes the candidates those of a full run. Otherwise a record's list takes in the
+    records; only the exact rule uses them) can enter or leave the pool of an unchanged record only if
+    its similarity reaches the record's pool boundary; a range search around it finds those records.
+    ``exact`` searches them all again, which makes the candidates those of a full run. Otherwise a record's list takes in the
     inserted vectors that enter its pool, re-ranked with its kept neighbours (``best_k``), and only a
     record that lost a neighbour for good (deleted, or changed and no longer in its pool) is searched:
     a pool member beyond the ``k`` kept may then be missed.
