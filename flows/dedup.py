@@ -230,10 +230,15 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
     with probe.stage("attributes"):
         brands, brands_refit = (incremental.choose_brands(left_records, previous, delta, settings.idf_refit_fraction)
                                 if one_catalog else (None, True))
-        left_attrs = attributes_task(left_records, brands, previous if reuse and not brands_refit else None, delta)
+        # Refitted colour brands can change any record's attributes, so no record's work is reused.
+        reuse_records = reuse and not brands_refit
+        left_attrs = attributes_task(left_records, brands, previous if reuse_records else None, delta)
         right_attrs = attributes_task(right_records) if right_records is not None else None
     left = Side(left_attrs, _embed(left_attrs, params, probe))
     right = Side(right_attrs, _embed(right_attrs, params, probe)) if right_attrs is not None else None
+    with probe.stage("features"):
+        titles = pl.concat([left_attrs["attr_title"], *([right_attrs["attr_title"]] if right else [])])
+        idf, idf_refit = incremental.choose_idf(titles, previous, delta, settings.idf_refit_fraction)
     # Attributes depend on the colour brands too, which may be an earlier run's.
     data_key = [frame_hash(left_records), frame_hash(right_records) if right_records is not None else None,
                 settings.blocking.model_dump(mode="json"), brands]
@@ -242,18 +247,16 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
         if one_catalog:
             requery = settings.neighbour_requery or (
                 "exact" if left_attrs.height <= settings.blocking.exact_max_records else "touched")
-            blocked = block_catalog_task(left, settings.blocking, previous, delta, reuse, requery == "exact", cache,
-                                         content_key("block", *data_key))
+            blocked = block_catalog_task(left, settings.blocking, previous, delta, reuse_records, requery == "exact",
+                                         cache, content_key("block", *data_key))
             pairs = blocked.candidates
         else:
             pairs = block_task(left, right, settings.blocking, cache, content_key("block", *data_key))
     other = right or left
     with tempfile.TemporaryDirectory(prefix="catalog-match-features-") as parts_dir:
-        with probe.stage("features"):
-            titles = pl.concat([left_attrs["attr_title"], *([right_attrs["attr_title"]] if right else [])])
-            idf, idf_refit = incremental.choose_idf(titles, previous, delta, settings.idf_refit_fraction)
+        # A refitted IDF changes every pair's features: none are reused.
         rounds = _Rounds(left, other, idf, cache, [__version__, FEATURE_NAMES, *data_key, idf.to_json()],
-                         previous if reuse else None, delta, Path(parts_dir), params.model,
+                         previous if reuse_records and not idf_refit else None, delta, Path(parts_dir), params.model,
                          settings.runner.pair_chunk_size, one_catalog, probe)
         scored, features, reused_count, bests = rounds.run(pairs, "candidate")
         if one_catalog and settings.expand.enabled:
@@ -264,7 +267,7 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
                 scored = pl.concat([scored, extra_scored], how="vertical_relaxed").sort("left_id", "right_id")
                 features, reused_count = features + extra_features, reused_count + extra_reused
         with probe.stage("cluster"):
-            result, reclustered = _cluster(left_attrs, right_attrs, scored, params, previous, delta, reuse)
+            result, reclustered = _cluster(left_attrs, right_attrs, scored, params, previous, delta, reuse_records)
             result.idf = idf
             if one_catalog:
                 result.brands, result.attributes = brands, left_attrs

@@ -200,6 +200,19 @@ def test_neighbour_candidates_match_blocking(ws):
     assert_frame_equal(got.candidates, expected)
 
 
+def test_refitted_vocabularies_stop_feature_reuse(harness, ws):
+    """A refitted IDF changes every pair's features: an incremental run then scores all pairs again
+    (it reused the previous run's rows before) and equals the full run."""
+    if not (ws["root"] / "base").exists():
+        run(ws, ws["base"], "base")
+    inc = run(ws, ws["later"], "refit-inc", previous=ws["root"] / "base", idf_refit_fraction=0.0)
+    run(ws, ws["later"], "refit-full", previous=ws["root"] / "base", idf_refit_fraction=0.0, incremental=False)
+    work = inc["incremental"]
+    assert work["reuse"] and work["idf_refit"] and work["colour_brands_refit"]
+    assert work["pairs_reused"] == 0 and work["blocking"]["ann_queries"] == inc["counts"]["records"]
+    assert_same_run(ws["root"] / "refit-inc", ws["root"] / "refit-full")
+
+
 def test_changed_settings_stop_reuse(harness, ws):
     if not (ws["root"] / "base").exists():
         run(ws, ws["base"], "base")
