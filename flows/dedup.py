@@ -28,7 +28,7 @@ from features.io import file_hash, frame_hash, write_json, write_table
 from features.pairs import FEATURE_NAMES, record_bests
 from features.records import CatalogError, load_catalog
 from flows import __version__, incremental, pipeline
-from flows.incremental import Blocked, Delta, Previous
+from flows.incremental import PAIR_KEYS, Blocked, Delta, Previous
 from flows.pipeline import RunResult, Side
 from flows.probe import StageProbe
 from flows.settings import DedupParams, RunnerSettings, ServeSettings
@@ -178,8 +178,8 @@ class _Rounds:
         with self.probe.stage("features"):
             kept = [] if self.previous is None else [incremental.reused_features(
                 pairs, self.previous, self.delta, self.parts_dir / f"{name}-reused.parquet")]
-            reused = kept[0].select("left_id", "right_id").collect() if kept else None
-            todo = pairs.join(reused, on=["left_id", "right_id"], how="anti") if reused is not None else pairs
+            reused = kept[0].select(PAIR_KEYS).collect() if kept else None
+            todo = pairs.join(reused, on=PAIR_KEYS, how="anti") if reused is not None else pairs
             todo = pipeline.locality_order(todo, self.left, self.other)
             bounds = pipeline.shard_bounds(todo.height, self.chunk_size)
             parts = _map_in_order([
@@ -196,7 +196,7 @@ class _Rounds:
                 moved = incremental.moved_pairs(kept[0], bests)
                 to_score += incremental.rescore_parts(kept[0], moved, bests, self.parts_dir / f"{name}-rescore",
                                                       self.chunk_size)
-                kept = [kept[0].join(moved.lazy(), on=["left_id", "right_id"], how="anti")]
+                kept = [kept[0].join(moved.lazy(), on=PAIR_KEYS, how="anti")]
         with self.probe.stage("score"):
             scored_parts = _map_in_order([score_task.submit(p, self.model) for p in to_score],
                                          progress, len(bounds), len(bounds) + len(to_score))

@@ -461,7 +461,7 @@ def affected_records(attrs: pl.DataFrame, scored: pl.DataFrame, previous: Previo
         index.rename({"id": "right_id", "row": "b"}), on="right_id")
     comp = components(attrs.height, edges["a"].cast(pl.Int64).to_numpy(), edges["b"].cast(pl.Int64).to_numpy())
     index = index.with_columns(pl.Series("comp", comp))
-    diff = now.join(before, on=["left_id", "right_id"], how="full", coalesce=True, suffix="_prev")
+    diff = now.join(before, on=PAIR_KEYS, how="full", coalesce=True, suffix="_prev")
     moved = diff.filter(pl.col("w_dup").ne_missing(pl.col("w_dup_prev"))
                         | pl.col("w_fam").ne_missing(pl.col("w_fam_prev")))
     moved = (
