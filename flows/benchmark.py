@@ -154,8 +154,10 @@ def _run_catalog(directory: Path, settings: MatcherSettings, blocking: BlockingS
     clock.add(test_prep.seconds)
     features = test_prep.features
     scored = clock.time("score", score_pairs, matcher, features)
-    if expand.enabled:
+    for _ in range(expand.rounds if expand.enabled else 0):
         extra = clock.time("features", two_hop_features, test_prep, scored, expand)
+        if extra.is_empty():
+            break
         features = pl.concat([features, extra], how="vertical_relaxed")
         scored = pl.concat([scored, clock.time("score", score_pairs, matcher, extra)], how="vertical_relaxed")
     truth = truth_labels(features, test_prep.left, test_prep.right).to_numpy()

@@ -259,13 +259,14 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
                          previous if reuse_records and not idf_refit else None, delta, Path(parts_dir), params.model,
                          settings.runner.pair_chunk_size, one_catalog, probe)
         scored, features, reused_count, bests = rounds.run(pairs, "candidate")
-        if one_catalog and settings.expand.enabled:
+        for hop in range(settings.expand.rounds if one_catalog and settings.expand.enabled else 0):
             with probe.stage("expand"):
                 extra = two_hop_pairs(scored, settings.expand)
-            if extra.height:
-                extra_scored, extra_features, extra_reused, _ = rounds.run(extra, "two-hop", bests)
-                scored = pl.concat([scored, extra_scored], how="vertical_relaxed").sort("left_id", "right_id")
-                features, reused_count = features + extra_features, reused_count + extra_reused
+            if extra.is_empty():
+                break
+            extra_scored, extra_features, extra_reused, _ = rounds.run(extra, f"two-hop-{hop + 1}", bests)
+            scored = pl.concat([scored, extra_scored], how="vertical_relaxed").sort("left_id", "right_id")
+            features, reused_count = features + extra_features, reused_count + extra_reused
         with probe.stage("cluster"):
             result, reclustered = _cluster(left_attrs, right_attrs, scored, params, previous, delta, reuse_records)
             result.idf = idf

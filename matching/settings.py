@@ -71,6 +71,9 @@ class ExpandSettings(Settings):
     enabled: bool = True
     min_probability: float = Field(0.5, gt=0, le=1, description="p_duplicate + p_variant of a link to hop over")
     partners: int = Field(10, ge=1, description="strongest links per record that take part")
+    # Each round hops over the links the one before it scored, so a family reached only through a
+    # chain of members gets its pairs scored too; a round that finds no new pair ends the expansion.
+    rounds: int = Field(2, ge=1, description="two-hop rounds after the first scoring")
 
 
 class GateSettings(Settings):

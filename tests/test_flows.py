@@ -160,6 +160,28 @@ def test_rerun_with_previous_keeps_every_id(harness, workspace):
     assert events <= {"kept"}
 
 
+def test_each_two_hop_round_scores_the_pairs_the_round_before_it_left(harness, workspace):
+    from matching.expand import BLOCKER, two_hop_pairs
+    from matching.settings import ExpandSettings
+
+    one = params(workspace, "run-hop-1")
+    one.settings.expand = ExpandSettings(rounds=1)
+    two = params(workspace, "run-hop-2")
+    two.settings.expand = ExpandSettings(rounds=2)
+    run(one)
+    run(two)
+    first = pl.read_parquet(one.out / "pairs.parquet")
+    second = pl.read_parquet(two.out / "pairs.parquet")
+    keys = ["left_id", "right_id"]
+    added = second.join(first.select(keys), on=keys, how="anti")
+    expected = two_hop_pairs(first, two.settings.expand)
+    assert expected.height > 0
+    assert added.select(keys).sort(keys).equals(expected.select(keys).sort(keys))
+    assert added["blockers"].to_list() == [[BLOCKER]] * added.height
+    # The first round's pairs keep their scores: the second round only adds.
+    assert second.join(first.select(keys), on=keys, how="semi").sort(keys).equals(first.sort(keys))
+
+
 def test_killed_write_leaves_previous_run_readable(harness, workspace, monkeypatch):
     p = params(workspace, "run-atomic")
     run(p)
