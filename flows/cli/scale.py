@@ -13,6 +13,7 @@ from rich.table import Table
 from features.records import CatalogError
 from flows.cli.app import app
 from flows.cli.run import pipeline_settings
+from flows.scale import TRAIN_RECORDS
 
 
 def parse_sizes(text: str) -> list[int]:
@@ -37,7 +38,7 @@ def bench_scale(
     settings: Annotated[Path | None, typer.Option(
         help="PipelineSettings JSON for every run; default: the static embedder.")] = None,
     train_records: Annotated[int, typer.Option(
-        help="Listings of the generated catalog the model is trained on (when the shipped model does not fit).")] = 30_000,
+        help="Listings of the generated catalog the model is trained on (when the shipped model does not fit).")] = TRAIN_RECORDS,
 ) -> None:
     """Generate catalogs, run dedup on each in its own process, report seconds, memory and quality."""
     from flows.scale import bench_scale as run_bench
