@@ -19,7 +19,8 @@ from features.io import write_table
 from flows import pipeline
 from flows.settings import DedupParams, PipelineSettings, RunnerSettings
 from flows.training import train_from_files
-from matching.settings import MatcherSettings
+from matching.expand import BLOCKER, two_hop_pairs
+from matching.settings import ExpandSettings, MatcherSettings
 
 pytestmark = pytest.mark.slow
 
@@ -161,9 +162,6 @@ def test_rerun_with_previous_keeps_every_id(harness, workspace):
 
 
 def test_each_two_hop_round_scores_the_pairs_the_round_before_it_left(harness, workspace):
-    from matching.expand import BLOCKER, two_hop_pairs
-    from matching.settings import ExpandSettings
-
     one = params(workspace, "run-hop-1")
     one.settings.expand = ExpandSettings(rounds=1)
     two = params(workspace, "run-hop-2")
