@@ -49,8 +49,8 @@ FEATURE_NAMES: list[str] = [
 # best match among the candidates is less likely a match, whatever its absolute similarity.
 RANKED = ("emb_cosine", "title_idf_jaccard", "title_token_set", "title_idf_containment", "title_partial_ratio")
 GAP_FEATURES = [f"{name}_gap_{side}" for name in RANKED for side in ("left", "right")]
-Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 FEATURE_NAMES += GAP_FEATURES
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 
 # Core-title IDF Jaccard from which two listings count as the same product line.
 DIFFERS_ONLY_CORE_SIM = 0.75

@@ -213,8 +213,7 @@ def _range_hits(index: faiss.Index, probes: np.ndarray, radius: float) -> tuple[
         chunk = np.ascontiguousarray(probes[start:start + _RANGE_CHUNK])
         lims, sims, rows = index.range_search(chunk, radius)
         found.append((np.repeat(np.arange(start, start + len(chunk)), np.diff(lims).astype(np.int64)), rows, sims))
-    probe, rows, sims = (np.concatenate(parts) for parts in zip(*found))
-    return probe, rows, sims
+    return tuple(np.concatenate(parts) for parts in zip(*found))
 
 
 @dataclass
@@ -234,10 +233,10 @@ def plan_neighbours(index: faiss.Index, attrs: pl.DataFrame, emb: np.ndarray, de
     vector inserted (new or changed record) or ``removed`` (the previous vectors of changed and deleted
     records; only the exact rule uses them) can enter or leave the pool of an unchanged record only if
     its similarity reaches the record's pool boundary; a range search around it finds those records.
-    ``exact`` searches them all again, which makes the candidates those of a full run. Otherwise a record's list takes in the
-    inserted vectors that enter its pool, re-ranked with its kept neighbours (``best_k``), and only a
-    record that lost a neighbour for good (deleted, or changed and no longer in its pool) is searched:
-    a pool member beyond the ``k`` kept may then be missed.
+    ``exact`` searches them all again, which makes the candidates those of a full run. Otherwise a
+    record's list takes in the inserted vectors that enter its pool, re-ranked with its kept neighbours
+    (``best_k``), and only a record that lost a neighbour for good (deleted, or changed and no longer in
+    its pool) is searched: a pool member beyond the ``k`` kept may then be missed.
     """
     ids = attrs["id"]
     empty = pl.DataFrame(schema=ANN_SCHEMA)
