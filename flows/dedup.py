@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from features.io import file_hash, frame_hash, write_json, write_table
 from features.pairs import FEATURE_NAMES, record_bests
 from features.records import CatalogError, load_catalog
 from flows import __version__, incremental, pipeline
-from flows.incremental import PAIR_KEYS, Blocked, Delta, Previous
+from flows.incremental import PAIR_KEYS, ROW, Blocked, Carried, Delta, Previous
 from flows.pipeline import RunResult, Side
 from flows.probe import StageProbe
 from flows.settings import DedupParams, RunnerSettings, ServeSettings
@@ -168,6 +168,10 @@ class _Rounds:
     chunk_size: int
     one_catalog: bool
     probe: StageProbe
+    carried: Carried | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.carried = Carried() if self.previous is not None else None
 
     def run(self, pairs: pl.DataFrame, name: str, bests: dict[str, pl.DataFrame] | None = None,
             ) -> tuple[pl.DataFrame, list[pl.LazyFrame], int, dict[str, pl.DataFrame]]:
@@ -176,11 +180,11 @@ class _Rounds:
         against (``bests``, else those of ``pairs``)."""
         progress = create_progress_artifact(progress=0.0, description=f"features and scoring of {name} pairs")
         with self.probe.stage("features"):
-            kept = [] if self.previous is None else [incremental.reused_features(
-                pairs, self.previous, self.delta, self.parts_dir / f"{name}-reused.parquet")]
-            reused = kept[0].select(PAIR_KEYS).collect() if kept else None
-            todo = pairs.join(reused, on=PAIR_KEYS, how="anti") if reused is not None else pairs
-            todo = pipeline.locality_order(todo, self.left, self.other)
+            reused = None
+            if self.previous is not None:
+                mask, reused = incremental.reusable_rows(pairs, self.previous, self.delta)
+                pairs = pairs.filter(~pl.Series(mask))
+            todo = pipeline.locality_order(pairs, self.left, self.other)
             bounds = pipeline.shard_bounds(todo.height, self.chunk_size)
             parts = _map_in_order([
                 features_task.submit(todo.slice(a, b - a), self.left, self.other, self.idf, self.cache,
@@ -188,23 +192,28 @@ class _Rounds:
                                      self.parts_dir / f"{name}-{i:05d}.parquet")
                 for i, (a, b) in enumerate(bounds)
             ], progress, 0, 2 * len(bounds))
+            kept = [] if reused is None else [incremental.previous_features(self.previous, reused[ROW])]
             if bests is None:
-                bests = record_bests(pl.concat([pl.scan_parquet(parts), *kept]), self.one_catalog)
+                bests = record_bests(pl.concat([pl.scan_parquet(parts), *(k.drop(ROW) for k in kept)]),
+                                     self.one_catalog)
             pipeline.regap_parts(parts, bests)
             to_score = list(parts)
             if reused is not None:
-                moved = incremental.moved_pairs(kept[0], bests)
+                moved = incremental.moved_rows(kept[0], bests)
                 to_score += incremental.rescore_parts(kept[0], moved, bests, self.parts_dir / f"{name}-rescore",
                                                       self.chunk_size)
-                kept = [kept[0].join(moved.lazy(), on=PAIR_KEYS, how="anti")]
+                still = ~pl.col(ROW).is_in(moved.implode())
+                kept, reused = [kept[0].filter(still).drop(ROW)], reused.filter(still)
         with self.probe.stage("score"):
             scored_parts = _map_in_order([score_task.submit(p, self.model) for p in to_score],
                                          progress, len(bounds), len(bounds) + len(to_score))
             if reused is not None:
-                scored_parts.append(incremental.reused_scores(self.previous, reused, moved))
+                self.carried.rows.append(reused[ROW])
+                self.carried.fresh.extend(part.select(PAIR_KEYS) for part in scored_parts)
+                scored_parts.append(incremental.reused_scores(self.previous, reused.select(PAIR_KEYS)))
             scored = pl.concat(scored_parts, how="vertical").sort("left_id", "right_id")
         features = [pl.scan_parquet(to_score), *kept]
-        return scored, features, 0 if reused is None else reused.height - moved.height, bests
+        return scored, features, 0 if reused is None else reused.height, bests
 
 
 @flow(name="dedup", log_prints=True, validate_parameters=True)
@@ -268,7 +277,8 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
             scored = pl.concat([scored, extra_scored], how="vertical_relaxed").sort("left_id", "right_id")
             features, reused_count = features + extra_features, reused_count + extra_reused
         with probe.stage("cluster"):
-            result, reclustered = _cluster(left_attrs, right_attrs, scored, params, previous, delta, reuse_records)
+            result, reclustered = _cluster(left_attrs, right_attrs, scored, params, previous, delta, reuse_records,
+                                           rounds.carried)
             result.idf = idf
             if one_catalog:
                 result.brands, result.attributes = brands, left_attrs
@@ -356,15 +366,18 @@ def scheduled_dedup_flow(config: ServeSettings) -> dict[str, Any]:
 
 
 def _cluster(left_attrs: pl.DataFrame, right_attrs: pl.DataFrame | None, scored: pl.DataFrame,
-             params: DedupParams, previous: Previous | None, delta: Delta, reuse: bool) -> tuple[RunResult, int]:
-    """Clusters with stable ids; with reuse, only the components a change touched are clustered again."""
+             params: DedupParams, previous: Previous | None, delta: Delta, reuse: bool,
+             carried: Carried | None) -> tuple[RunResult, int]:
+    """Clusters with stable ids; with reuse, only the components a change touched are clustered again
+    (``carried``: the pairs whose scores were taken over, None if none were)."""
     if right_attrs is not None:
         attrs = pipeline.link_records(left_attrs, right_attrs)
         scored = pipeline.namespace_link(scored, {"left_id": "left", "right_id": "right"})
     else:
         attrs = left_attrs
     if reuse:
-        clusters, reclustered = incremental.recluster(attrs, scored, previous, delta, params.settings.cluster)
+        clusters, reclustered = incremental.recluster(attrs, scored, previous, delta, params.settings.cluster,
+                                                      carried)
     else:
         clusters, reclustered = cluster_records(attrs, scored, params.settings.cluster), attrs.height
     prev_records = pl.read_parquet(params.previous / "records.parquet") if params.previous else None

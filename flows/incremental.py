@@ -61,7 +61,9 @@ INDEX_FILE = "index.faiss"
 IDF_FILE = "idf.json"
 BRANDS_FILE = "colour_brands.json"
 ATTRIBUTES_FILE = "attributes.parquet"
+FEATURES_FILE = "features.parquet"
 PAIR_KEYS = ["left_id", "right_id"]
+ROW = "_row"  # a pair's row in the previous run's features file
 ANN_SCHEMA = {"id": pl.String, "bound": pl.Float32, "hits": pl.List(pl.String), "sims": pl.List(pl.Float32)}
 # Range search and query scoring can differ in the last float bits; a margin keeps the test conservative.
 _SIM_EPS = 1e-4
@@ -394,48 +396,82 @@ def _removed_vectors(previous: Previous, delta: Delta, settings: BlockingSetting
     return embed_texts(record_texts(gone), settings, progress=False)
 
 
-def reused_features(candidates: pl.DataFrame, previous: Previous, delta: Delta, path: Path) -> pl.LazyFrame:
-    """The previous run's feature rows of the candidate pairs whose features it already has (both
-    records unchanged, the same blockers and neighbour similarity, both features), copied streaming to
-    ``path`` in one pass, as a lazy frame: the later passes read the copy without a join."""
-    touched = delta.touched.to_frame("id")
-    stable = (
-        candidates.join(touched.rename({"id": "left_id"}), on="left_id", how="anti")
-        .join(touched.rename({"id": "right_id"}), on="right_id", how="anti")
-        .select(*PAIR_KEYS, pl.col("blockers").alias("_blockers"), pl.col("ann_sim").alias("_ann"))
+@dataclass
+class Carried:
+    """What an incremental run took over from the previous run: rows of its features file, whose pairs
+    keep their features and scores, and the keys of the pairs the run scored itself."""
+
+    rows: list[pl.Series] = field(default_factory=list)
+    fresh: list[pl.DataFrame] = field(default_factory=list)
+
+
+def changed_pairs(previous: Previous, scored: pl.DataFrame,
+                  carried: Carried | None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The pairs whose scores can differ between two runs: those of ``scored`` this run scored, and the
+    previous run's scored pairs it did not carry over (scored again or gone). ``carried`` None: nothing
+    was carried over, so all of both."""
+    p_columns = [c for c in scored.columns if c.startswith("p_")]
+    before = pl.scan_parquet(previous.folder / "pairs.parquet").select(*PAIR_KEYS, *p_columns)
+    if carried is None:
+        return scored, before.collect()
+    kept = pl.concat(carried.rows) if carried.rows else pl.Series(ROW, [], dtype=pl.UInt32)
+    redone = (pl.scan_parquet(previous.folder / FEATURES_FILE, row_index_name=ROW)
+              .filter(~pl.col(ROW).is_in(kept.implode())).select(PAIR_KEYS))
+    fresh = pl.concat(carried.fresh) if carried.fresh else scored.select(PAIR_KEYS).clear()
+    return scored.join(fresh, on=PAIR_KEYS, how="semi"), before.join(redone, on=PAIR_KEYS, how="semi").collect()
+
+
+def reusable_rows(candidates: pl.DataFrame, previous: Previous, delta: Delta) -> tuple[np.ndarray, pl.DataFrame]:
+    """Which ``candidates`` the previous run already has pair-by-pair features for (both records
+    unchanged, the same blockers and neighbour similarity): a mask over ``candidates`` and those pairs'
+    keys with their ``ROW`` in the previous features file. Only narrow columns are read."""
+    touched = delta.touched.implode()
+    prev = (
+        pl.scan_parquet(previous.folder / FEATURES_FILE, row_index_name=ROW)
+        .select(ROW, *PAIR_KEYS, pl.col("blockers").alias("_blockers"), pl.col("ann_cosine").alias("_ann"))
+        .filter(~pl.col("left_id").is_in(touched) & ~pl.col("right_id").is_in(touched))
     )
-    prev = pl.scan_parquet(previous.folder / "features.parquet")
-    same = (pl.col("blockers") == pl.col("_blockers")) & pl.col("ann_cosine").fill_nan(None).eq_missing(
+    same = (pl.col("blockers") == pl.col("_blockers")) & pl.col("ann_sim").fill_nan(None).eq_missing(
         pl.col("_ann").fill_nan(None))
-    with atomic_path(path) as tmp:
-        prev.join(stable.lazy(), on=PAIR_KEYS).filter(same).select(prev.collect_schema().names()).sink_parquet(tmp)
-    return pl.scan_parquet(path)
+    found = (
+        candidates.lazy().select(*PAIR_KEYS, "blockers", "ann_sim").with_row_index("_candidate")
+        .join(prev, on=PAIR_KEYS).filter(same).select("_candidate", ROW, *PAIR_KEYS)
+        .collect(engine="streaming")
+    )
+    mask = np.zeros(candidates.height, dtype=bool)
+    mask[found["_candidate"].to_numpy()] = True
+    return mask, found.drop("_candidate")
 
 
-def moved_pairs(reused: pl.LazyFrame, bests: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    """The pairs of ``reused`` whose features relative to their records' other pairs (``GAP_FEATURES``,
-    taken against ``bests``) are not the previous run's: they are scored again, the others keep their scores."""
-    before = reused.select(*PAIR_KEYS, *RANKED, *(pl.col(g).alias(f"_was_{g}") for g in GAP_FEATURES))
+def previous_features(previous: Previous, rows: pl.Series) -> pl.LazyFrame:
+    """The previous run's feature rows at ``rows`` with their ``ROW``, lazily: read where they are used
+    and written once, into the new run folder, rather than copied first."""
+    wanted = pl.col(ROW).is_in(rows.implode())
+    return pl.scan_parquet(previous.folder / FEATURES_FILE, row_index_name=ROW).filter(wanted)
+
+
+def moved_rows(reused: pl.LazyFrame, bests: dict[str, pl.DataFrame]) -> pl.Series:
+    """``ROW`` of the ``reused`` pairs whose features relative to their records' other pairs
+    (``GAP_FEATURES``, taken against ``bests``) are not the previous run's: they are scored again, the
+    others keep their scores."""
+    before = reused.select(ROW, *PAIR_KEYS, *RANKED, *(pl.col(g).alias(f"_was_{g}") for g in GAP_FEATURES))
     same = pl.all_horizontal(pl.col(g).fill_nan(None).eq_missing(pl.col(f"_was_{g}").fill_nan(None))
                              for g in GAP_FEATURES)
-    return apply_gaps(before, bests).filter(~same).select(PAIR_KEYS).collect(engine="streaming")
+    return apply_gaps(before, bests).filter(~same).select(ROW).collect(engine="streaming")[ROW]
 
 
-def rescore_parts(reused: pl.LazyFrame, moved: pl.DataFrame, bests: dict[str, pl.DataFrame], stem: Path,
+def rescore_parts(reused: pl.LazyFrame, moved: pl.Series, bests: dict[str, pl.DataFrame], stem: Path,
                   part_rows: int) -> list[Path]:
-    """The ``moved`` pairs' previous features with gaps taken again, as parts of at most ``part_rows``
+    """The ``moved`` rows' previous features with gaps taken again, as parts of at most ``part_rows``
     rows (``<stem>-00000.parquet``...)."""
-    rows = apply_gaps(reused.join(moved.lazy(), on=PAIR_KEYS, how="semi"), bests).collect(engine="streaming")
+    rows = apply_gaps(reused.filter(pl.col(ROW).is_in(moved.implode())), bests).drop(ROW).collect(engine="streaming")
     return [write_table(rows.slice(start, part_rows), stem.with_name(f"{stem.name}-{i:05d}.parquet"))
             for i, start in enumerate(range(0, rows.height, part_rows))]
 
 
-def reused_scores(previous: Previous, reused: pl.DataFrame, moved: pl.DataFrame) -> pl.DataFrame:
-    """The previous run's scored rows of the ``reused`` pairs that did not move."""
-    return (pl.scan_parquet(previous.folder / "pairs.parquet")
-            .join(reused.lazy(), on=PAIR_KEYS, how="semi")
-            .join(moved.lazy(), on=PAIR_KEYS, how="anti")
-            .collect())
+def reused_scores(previous: Previous, kept: pl.DataFrame) -> pl.DataFrame:
+    """The previous run's scored rows of the ``kept`` pairs."""
+    return pl.scan_parquet(previous.folder / "pairs.parquet").join(kept.lazy(), on=PAIR_KEYS, how="semi").collect()
 
 
 def _strong(settings: ClusterSettings) -> pl.Expr:
@@ -444,7 +480,7 @@ def _strong(settings: ClusterSettings) -> pl.Expr:
 
 
 def affected_records(attrs: pl.DataFrame, scored: pl.DataFrame, previous: Previous, delta: Delta,
-                     settings: ClusterSettings) -> tuple[pl.Series, pl.Series]:
+                     settings: ClusterSettings, carried: Carried | None) -> tuple[pl.Series, pl.Series]:
     """Ids to cluster again, and ids of records alone in their group whose confidence alone can move.
 
     Components are taken over pairs that can join clusters. A component is clustered again when it holds
@@ -454,13 +490,15 @@ def affected_records(attrs: pl.DataFrame, scored: pl.DataFrame, previous: Previo
     """
     index = attrs.select("id").with_row_index("row")
     now = pair_weights(scored).with_columns(_strong(settings).alias("strong"))
-    before = pair_weights(pl.read_parquet(previous.folder / "pairs.parquet", columns=["left_id", "right_id", *[
-        c for c in scored.columns if c.startswith("p_")]])).with_columns(_strong(settings).alias("strong"))
+    # Carried pairs have the same weights in both runs: only the others are compared.
+    scored_now, scored_before = changed_pairs(previous, scored, carried)
+    now_changed, before = (pair_weights(frame).with_columns(_strong(settings).alias("strong"))
+                           for frame in (scored_now, scored_before))
     edges = now.filter("strong").join(index.rename({"id": "left_id", "row": "a"}), on="left_id").join(
         index.rename({"id": "right_id", "row": "b"}), on="right_id")
     comp = components(attrs.height, edges["a"].cast(pl.Int64).to_numpy(), edges["b"].cast(pl.Int64).to_numpy())
     index = index.with_columns(pl.Series("comp", comp))
-    diff = now.join(before, on=PAIR_KEYS, how="full", coalesce=True, suffix="_prev")
+    diff = now_changed.join(before, on=PAIR_KEYS, how="full", coalesce=True, suffix="_prev")
     moved = diff.filter(pl.col("w_dup").ne_missing(pl.col("w_dup_prev"))
                         | pl.col("w_fam").ne_missing(pl.col("w_fam_prev")))
     moved = (
@@ -483,10 +521,10 @@ def affected_records(attrs: pl.DataFrame, scored: pl.DataFrame, previous: Previo
 
 
 def recluster(attrs: pl.DataFrame, scored: pl.DataFrame, previous: Previous, delta: Delta,
-              settings: ClusterSettings) -> tuple[pl.DataFrame, int]:
+              settings: ClusterSettings, carried: Carried | None) -> tuple[pl.DataFrame, int]:
     """``cluster_records`` output for the whole catalog, clustering only the affected components again;
     the others keep the previous run's clusters (same members, same pairs, so the same result)."""
-    affected, lonely = affected_records(attrs, scored, previous, delta, settings)
+    affected, lonely = affected_records(attrs, scored, previous, delta, settings, carried)
     affected = affected.to_frame("id")
     inside = pl.col("left_id").is_in(affected["id"].implode()) | pl.col("right_id").is_in(affected["id"].implode())
     near = scored.filter(inside)

@@ -15,7 +15,7 @@ import polars as pl
 from features.attributes import ATTRIBUTE_COLUMNS
 from features.io import atomic_dir, file_hash, write_json, write_table
 from features.pairs import apply_gaps, pair_features
-from flows.incremental import ANN_FILE, ATTRIBUTES_FILE, BRANDS_FILE, IDF_FILE, INDEX_FILE, save_index
+from flows.incremental import ANN_FILE, ATTRIBUTES_FILE, BRANDS_FILE, FEATURES_FILE, IDF_FILE, INDEX_FILE, save_index
 from matching.labels import MULTICLASS
 from matching.metrics import class_report
 from matching.model import Matcher, score_pairs
@@ -195,7 +195,7 @@ def write_run(
             if csv:
                 write_table(frame, tmp / f"{name}.csv")
         if features:
-            pl.concat(features).sink_parquet(tmp / "features.parquet")
+            pl.concat(features).sink_parquet(tmp / FEATURES_FILE)
         if result.idf is not None:
             result.idf.save(tmp / IDF_FILE)
         if result.brands is not None:
