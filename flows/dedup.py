@@ -25,7 +25,7 @@ from blocking.embed import embed_records, load_embedder
 from features.attributes import extract_attributes
 from features.idf import TokenIdf
 from features.io import file_hash, frame_hash, write_json, write_table
-from features.pairs import FEATURE_NAMES, record_bests
+from features.pairs import FEATURE_NAMES, RANKED, record_bests
 from features.records import CatalogError, load_catalog
 from flows import __version__, incremental, pipeline
 from flows.incremental import PAIR_KEYS, ROW, Blocked, Carried, Delta, Previous
@@ -169,15 +169,15 @@ class _Rounds:
     one_catalog: bool
     probe: StageProbe
     carried: Carried | None = field(init=False)
+    parts: list[Path] = field(init=False, default_factory=list)  # every round's computed or rescored features
 
     def __post_init__(self) -> None:
         self.carried = Carried() if self.previous is not None else None
 
     def run(self, pairs: pl.DataFrame, name: str, bests: dict[str, pl.DataFrame] | None = None,
-            ) -> tuple[pl.DataFrame, list[pl.LazyFrame], int, dict[str, pl.DataFrame]]:
-        """Scored pairs, their features (lazy: computed parts and rows read from the previous run), how
-        many pairs kept their previous scores, and the per-record bests the gap features were taken
-        against (``bests``, else those of ``pairs``)."""
+            ) -> tuple[pl.DataFrame, int, dict[str, pl.DataFrame]]:
+        """Scored pairs, how many kept their previous scores, and the per-record bests the gap features
+        were taken against (``bests``, else those of ``pairs``)."""
         progress = create_progress_artifact(progress=0.0, description=f"features and scoring of {name} pairs")
         with self.probe.stage("features"):
             reused = None
@@ -192,28 +192,36 @@ class _Rounds:
                                      self.parts_dir / f"{name}-{i:05d}.parquet")
                 for i, (a, b) in enumerate(bounds)
             ], progress, 0, 2 * len(bounds))
-            kept = [] if reused is None else [incremental.previous_features(self.previous, reused[ROW])]
-            if bests is None:
-                bests = record_bests(pl.concat([pl.scan_parquet(parts), *(k.drop(ROW) for k in kept)]),
-                                     self.one_catalog)
-            pipeline.regap_parts(parts, bests)
-            to_score = list(parts)
+            ranked = [pl.scan_parquet(parts).select(*PAIR_KEYS, *RANKED)]
             if reused is not None:
-                moved = incremental.moved_rows(kept[0], bests)
-                to_score += incremental.rescore_parts(kept[0], moved, bests, self.parts_dir / f"{name}-rescore",
-                                                      self.chunk_size)
-                still = ~pl.col(ROW).is_in(moved.implode())
-                kept, reused = [kept[0].filter(still).drop(ROW)], reused.filter(still)
+                carried = incremental.carried_columns(self.previous, reused[ROW])
+                ranked.append(carried.lazy().select(*PAIR_KEYS, *RANKED))
+            if bests is None:
+                bests = record_bests(pl.concat(ranked), self.one_catalog)
+            pipeline.regap_parts(parts, bests)
+            if reused is not None:
+                moved = incremental.moved_rows(carried, bests)
+                parts += incremental.rescore_parts(self.previous, moved, bests, self.parts_dir / f"{name}-rescore",
+                                                   self.chunk_size)
+                reused = reused.filter(~pl.col(ROW).is_in(moved.implode()))
+        self.parts += parts
         with self.probe.stage("score"):
-            scored_parts = _map_in_order([score_task.submit(p, self.model) for p in to_score],
-                                         progress, len(bounds), len(bounds) + len(to_score))
+            scored_parts = _map_in_order([score_task.submit(p, self.model) for p in parts],
+                                         progress, len(bounds), len(bounds) + len(parts))
             if reused is not None:
                 self.carried.rows.append(reused[ROW])
                 self.carried.fresh.extend(part.select(PAIR_KEYS) for part in scored_parts)
                 scored_parts.append(incremental.reused_scores(self.previous, reused.select(PAIR_KEYS)))
             scored = pl.concat(scored_parts, how="vertical").sort("left_id", "right_id")
-        features = [pl.scan_parquet(to_score), *kept]
-        return scored, features, 0 if reused is None else reused.height, bests
+        return scored, 0 if reused is None else reused.height, bests
+
+    def features(self) -> list[pl.LazyFrame]:
+        """Every round's pair features, lazily: the parts computed or rescored, then the rows carried over
+        from the previous run, read in one pass."""
+        frames = [pl.scan_parquet(self.parts)] if self.parts else []
+        if self.carried is not None and self.carried.rows:
+            frames.append(incremental.previous_features(self.previous, pl.concat(self.carried.rows)).drop(ROW))
+        return frames
 
 
 @flow(name="dedup", log_prints=True, validate_parameters=True)
@@ -267,15 +275,15 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
         rounds = _Rounds(left, other, idf, cache, [__version__, FEATURE_NAMES, *data_key, idf.to_json()],
                          previous if reuse_records and not idf_refit else None, delta, Path(parts_dir), params.model,
                          settings.runner.pair_chunk_size, one_catalog, probe)
-        scored, features, reused_count, bests = rounds.run(pairs, "candidate")
+        scored, reused_count, bests = rounds.run(pairs, "candidate")
         for hop in range(settings.expand.rounds if one_catalog and settings.expand.enabled else 0):
             with probe.stage("expand"):
                 extra = two_hop_pairs(scored, settings.expand)
             if extra.is_empty():
                 break
-            extra_scored, extra_features, extra_reused, _ = rounds.run(extra, f"two-hop-{hop + 1}", bests)
+            extra_scored, extra_reused, _ = rounds.run(extra, f"two-hop-{hop + 1}", bests)
             scored = pl.concat([scored, extra_scored], how="vertical_relaxed").sort("left_id", "right_id")
-            features, reused_count = features + extra_features, reused_count + extra_reused
+            reused_count += extra_reused
         with probe.stage("cluster"):
             result, reclustered = _cluster(left_attrs, right_attrs, scored, params, previous, delta, reuse_records,
                                            rounds.carried)
@@ -308,7 +316,7 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
             "created_at": pipeline.utc_stamp(),
         }
         with probe.stage("write"):
-            pipeline.write_run(params.out, result, run_info, features, params.csv)
+            pipeline.write_run(params.out, result, run_info, rounds.features(), params.csv)
     # Timings are final only after the write; run.json is rewritten atomically with them.
     run_info["timings"] = {k: round(v, 3) for k, v in probe.seconds.items()}
     run_info["seconds_total"] = round(probe.total_seconds, 3)

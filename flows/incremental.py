@@ -450,21 +450,28 @@ def previous_features(previous: Previous, rows: pl.Series) -> pl.LazyFrame:
     return pl.scan_parquet(previous.folder / FEATURES_FILE, row_index_name=ROW).filter(wanted)
 
 
-def moved_rows(reused: pl.LazyFrame, bests: dict[str, pl.DataFrame]) -> pl.Series:
-    """``ROW`` of the ``reused`` pairs whose features relative to their records' other pairs
+def carried_columns(previous: Previous, rows: pl.Series) -> pl.DataFrame:
+    """``ROW``, keys, ``RANKED`` scores and ``GAP_FEATURES`` of the previous run's feature rows at ``rows``:
+    what taking the gaps again needs, read in one pass."""
+    return previous_features(previous, rows).select(ROW, *PAIR_KEYS, *RANKED, *GAP_FEATURES).collect(
+        engine="streaming")
+
+
+def moved_rows(carried: pl.DataFrame, bests: dict[str, pl.DataFrame]) -> pl.Series:
+    """``ROW`` of the ``carried`` pairs whose features relative to their records' other pairs
     (``GAP_FEATURES``, taken against ``bests``) are not the previous run's: they are scored again, the
     others keep their scores."""
-    before = reused.select(ROW, *PAIR_KEYS, *RANKED, *(pl.col(g).alias(f"_was_{g}") for g in GAP_FEATURES))
+    before = carried.rename({g: f"_was_{g}" for g in GAP_FEATURES})
     same = pl.all_horizontal(pl.col(g).fill_nan(None).eq_missing(pl.col(f"_was_{g}").fill_nan(None))
                              for g in GAP_FEATURES)
-    return apply_gaps(before, bests).filter(~same).select(ROW).collect(engine="streaming")[ROW]
+    return apply_gaps(before, bests).filter(~same)[ROW]
 
 
-def rescore_parts(reused: pl.LazyFrame, moved: pl.Series, bests: dict[str, pl.DataFrame], stem: Path,
+def rescore_parts(previous: Previous, moved: pl.Series, bests: dict[str, pl.DataFrame], stem: Path,
                   part_rows: int) -> list[Path]:
-    """The ``moved`` rows' previous features with gaps taken again, as parts of at most ``part_rows``
-    rows (``<stem>-00000.parquet``...)."""
-    rows = apply_gaps(reused.filter(pl.col(ROW).is_in(moved.implode())), bests).drop(ROW).collect(engine="streaming")
+    """The previous run's feature rows at ``moved`` with gaps taken again, as parts of at most
+    ``part_rows`` rows (``<stem>-00000.parquet``...)."""
+    rows = apply_gaps(previous_features(previous, moved), bests).drop(ROW).collect(engine="streaming")
     return [write_table(rows.slice(start, part_rows), stem.with_name(f"{stem.name}-{i:05d}.parquet"))
             for i, start in enumerate(range(0, rows.height, part_rows))]
 
