@@ -204,6 +204,7 @@ class _Rounds:
                 parts += incremental.rescore_parts(self.previous, moved, bests, self.parts_dir / f"{name}-rescore",
                                                    self.chunk_size)
                 reused = reused.filter(~pl.col(ROW).is_in(moved.implode()))
+                del carried  # ~1.5 GB at a million listings, not needed while scoring
         self.parts += parts
         with self.probe.stage("score"):
             scored_parts = _map_in_order([score_task.submit(p, self.model) for p in parts],
