@@ -233,3 +233,34 @@ def test_incremental_run_updates_the_previous_ivf_index(harness, ws):
     keys = ["left_id", "right_id"]
     updated, full = (table(ws["root"] / name, "pairs").select(keys) for name in ("ivf-later", "ivf-full"))
     assert updated.join(full, on=keys).height >= 0.95 * full.height
+
+
+def test_only_pairs_whose_features_still_hold_are_carried_over(harness, ws):
+    """A previous feature row is carried over only when both records are unchanged and the pair comes
+    with the same blockers and neighbour similarity; it is found by its row in the previous file."""
+    if not (ws["root"] / "base").exists():
+        run(ws, ws["base"], "base")
+    previous = incremental.load_previous(ws["root"] / "base")
+    feats = pl.read_parquet(ws["root"] / "base" / "features.parquet")
+    candidates = feats.select("left_id", "right_id", "blockers", pl.col("ann_cosine").alias("ann_sim"))
+    touched_id = candidates["left_id"][0]
+    others = ~pl.col("left_id").eq(touched_id) & ~pl.col("right_id").eq(touched_id)
+    rows = candidates.with_row_index("row").filter(others)["row"].to_list()
+    reblocked, moved_ann = rows[0], rows[1]
+    at = pl.int_range(pl.len())
+    candidates = candidates.with_columns(
+        pl.when(at == reblocked).then(pl.lit(["two_hop"])).otherwise("blockers").alias("blockers"),
+        pl.when(at == moved_ann).then(pl.lit(0.123, pl.Float32)).otherwise("ann_sim").alias("ann_sim"),
+    )
+    new_pair = pl.DataFrame({"left_id": ["N1"], "right_id": ["N2"], "blockers": [["model"]], "ann_sim": [None]},
+                            schema=candidates.schema)
+    candidates = pl.concat([new_pair, candidates])
+    delta = incremental.Delta(pl.Series("id", [touched_id]), pl.Series("id", [], pl.String),
+                              pl.Series("id", [], pl.String), previous.records.height)
+    mask, carried = incremental.reusable_rows(candidates, previous, delta)
+    expected = set(rows) - {reblocked, moved_ann}
+    assert set(carried[incremental.ROW].to_list()) == expected
+    # The mask is over the candidates as given (the new pair first), the rows are the previous file's.
+    assert mask.tolist() == [False] + [i in expected for i in range(feats.height)]
+    assert_frame_equal(carried.sort(incremental.ROW).select("left_id", "right_id"),
+                       feats.select("left_id", "right_id")[sorted(expected)])
