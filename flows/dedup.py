@@ -194,17 +194,17 @@ class _Rounds:
             ], progress, 0, 2 * len(bounds))
             ranked = [pl.scan_parquet(parts).select(*PAIR_KEYS, *RANKED)]
             if reused is not None:
-                carried = incremental.carried_columns(self.previous, reused[ROW])
-                ranked.append(carried.lazy().select(*PAIR_KEYS, *RANKED))
+                columns = incremental.carried_columns(self.previous, reused[ROW])
+                ranked.append(columns.lazy().select(*PAIR_KEYS, *RANKED))
             if bests is None:
                 bests = record_bests(pl.concat(ranked), self.one_catalog)
             pipeline.regap_parts(parts, bests)
             if reused is not None:
-                moved = incremental.moved_rows(carried, bests)
+                moved = incremental.moved_rows(columns, bests)
                 parts += incremental.rescore_parts(self.previous, moved, bests, self.parts_dir / f"{name}-rescore",
                                                    self.chunk_size)
                 reused = reused.filter(~pl.col(ROW).is_in(moved.implode()))
-                del carried  # ~1.5 GB at a million listings, not needed while scoring
+                del columns  # ~1.5 GB at a million listings, not needed while scoring
         self.parts += parts
         with self.probe.stage("score"):
             scored_parts = _map_in_order([score_task.submit(p, self.model) for p in parts],

@@ -457,11 +457,11 @@ def carried_columns(previous: Previous, rows: pl.Series) -> pl.DataFrame:
         engine="streaming")
 
 
-def moved_rows(carried: pl.DataFrame, bests: dict[str, pl.DataFrame]) -> pl.Series:
-    """``ROW`` of the ``carried`` pairs whose features relative to their records' other pairs
-    (``GAP_FEATURES``, taken against ``bests``) are not the previous run's: they are scored again, the
-    others keep their scores."""
-    before = carried.rename({g: f"_was_{g}" for g in GAP_FEATURES})
+def moved_rows(columns: pl.DataFrame, bests: dict[str, pl.DataFrame]) -> pl.Series:
+    """``ROW`` of the pairs in ``columns`` (``carried_columns``) whose features relative to their records'
+    other pairs (``GAP_FEATURES``, taken against ``bests``) are not the previous run's: they are scored
+    again, the others keep their scores."""
+    before = columns.rename({g: f"_was_{g}" for g in GAP_FEATURES})
     same = pl.all_horizontal(pl.col(g).fill_nan(None).eq_missing(pl.col(f"_was_{g}").fill_nan(None))
                              for g in GAP_FEATURES)
     return apply_gaps(before, bests).filter(~same)[ROW]
