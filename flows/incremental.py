@@ -95,6 +95,16 @@ class Previous:
         return json.loads(path.read_text()).get("reuse_fingerprint") if path.is_file() else None
 
     @property
+    def features(self) -> pl.LazyFrame:
+        """features.parquet, each row with its number ``ROW`` (what carried-over pairs are addressed by)."""
+        return pl.scan_parquet(self.folder / FEATURES_FILE, row_index_name=ROW)
+
+    @property
+    def pairs(self) -> pl.LazyFrame:
+        """The previous run's scored pairs (pairs.parquet)."""
+        return pl.scan_parquet(self.folder / "pairs.parquet")
+
+    @property
     def ann(self) -> pl.DataFrame | None:
         """Each previous record's neighbours and pool boundary, if that run kept them."""
         path = self.folder / ANN_FILE
@@ -411,12 +421,11 @@ def changed_pairs(previous: Previous, scored: pl.DataFrame,
     previous run's scored pairs it did not carry over (scored again or gone). ``carried`` None: nothing
     was carried over, so all of both."""
     p_columns = [c for c in scored.columns if c.startswith("p_")]
-    before = pl.scan_parquet(previous.folder / "pairs.parquet").select(*PAIR_KEYS, *p_columns)
+    before = previous.pairs.select(*PAIR_KEYS, *p_columns)
     if carried is None:
         return scored, before.collect()
     kept = pl.concat(carried.rows) if carried.rows else pl.Series(ROW, [], dtype=pl.UInt32)
-    redone = (pl.scan_parquet(previous.folder / FEATURES_FILE, row_index_name=ROW)
-              .filter(~pl.col(ROW).is_in(kept.implode())).select(PAIR_KEYS))
+    redone = previous.features.filter(~pl.col(ROW).is_in(kept.implode())).select(PAIR_KEYS)
     fresh = pl.concat(carried.fresh) if carried.fresh else scored.select(PAIR_KEYS).clear()
     return scored.join(fresh, on=PAIR_KEYS, how="semi"), before.join(redone, on=PAIR_KEYS, how="semi").collect()
 
@@ -427,7 +436,7 @@ def reusable_rows(candidates: pl.DataFrame, previous: Previous, delta: Delta) ->
     keys with their ``ROW`` in the previous features file. Only narrow columns are read."""
     touched = delta.touched.implode()
     prev = (
-        pl.scan_parquet(previous.folder / FEATURES_FILE, row_index_name=ROW)
+        previous.features
         .select(ROW, *PAIR_KEYS, pl.col("blockers").alias("_blockers"), pl.col("ann_cosine").alias("_ann"))
         .filter(~pl.col("left_id").is_in(touched) & ~pl.col("right_id").is_in(touched))
     )
@@ -446,8 +455,7 @@ def reusable_rows(candidates: pl.DataFrame, previous: Previous, delta: Delta) ->
 def previous_features(previous: Previous, rows: pl.Series) -> pl.LazyFrame:
     """The previous run's feature rows at ``rows`` with their ``ROW``, lazily: read where they are used
     and written once, into the new run folder, rather than copied first."""
-    wanted = pl.col(ROW).is_in(rows.implode())
-    return pl.scan_parquet(previous.folder / FEATURES_FILE, row_index_name=ROW).filter(wanted)
+    return previous.features.filter(pl.col(ROW).is_in(rows.implode()))
 
 
 def carried_columns(previous: Previous, rows: pl.Series) -> pl.DataFrame:
@@ -478,7 +486,7 @@ def rescore_parts(previous: Previous, moved: pl.Series, bests: dict[str, pl.Data
 
 def reused_scores(previous: Previous, kept: pl.DataFrame) -> pl.DataFrame:
     """The previous run's scored rows of the ``kept`` pairs."""
-    return pl.scan_parquet(previous.folder / "pairs.parquet").join(kept.lazy(), on=PAIR_KEYS, how="semi").collect()
+    return previous.pairs.join(kept.lazy(), on=PAIR_KEYS, how="semi").collect()
 
 
 def _strong(settings: ClusterSettings) -> pl.Expr:
