@@ -277,6 +277,33 @@ def _without_tokens(df: pl.DataFrame, text: str, tokens: str) -> pl.Series:
     return kept.select(pl.when(pl.col(text).is_not_null()).then(pl.col("w").fill_null("")).alias(text)).to_series()
 
 
+def listed_brands(attrs: pl.DataFrame, max_words: int = 4) -> pl.Series:
+    """Each record's brand: its own, else the longest brand of the other listings that its title names.
+
+    A fifth of the listings of a big catalog leave the brand column empty while the title says it
+    ("... by Wynen Co"); comparing such a listing only with its brand's other listings needs the brand.
+    """
+    known = attrs.select(pl.col("attr_brand").drop_nulls().unique().alias("gram"))
+    rows = attrs.select("attr_brand", "attr_title").with_row_index("row")
+    words = (
+        rows.filter(pl.col("attr_brand").is_null()).select("row", tokenize(pl.col("attr_title")).alias("w"))
+        .explode("w", empty_as_null=False)
+        .with_columns(pl.int_range(pl.len()).over("row").alias("pos"))
+    )
+    # Word n-grams by shifting within each title: a gram running past the title's end is null and drops out.
+    grams = pl.concat([
+        words.select("row", "pos", pl.lit(n).alias("n"), pl.concat_str(
+            [pl.col("w").shift(-k).over("row") for k in range(n)], separator=" ").alias("gram"))
+        for n in range(1, max_words + 1)
+    ])
+    found = (
+        grams.join(known, on="gram").sort(["row", "n", "pos"], descending=[False, True, False])
+        .group_by("row", maintain_order=True).first().select("row", pl.col("gram").alias("found"))
+    )
+    filled = rows.join(found, on="row", how="left", maintain_order="left")
+    return filled.select(pl.coalesce("attr_brand", "found").alias("brand")).to_series()
+
+
 def comparable_sizes(attrs: pl.DataFrame) -> pl.Series:
     """Each record's sizes in one system, so listings that spell a size differently compare equal.
 

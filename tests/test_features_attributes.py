@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from features.attributes import ATTRIBUTE_COLUMNS, comparable_sizes, extract_attributes
+from features.attributes import ATTRIBUTE_COLUMNS, comparable_sizes, extract_attributes, listed_brands
 from features.records import conform
 from features.text import normalize_gtin, normalize_model_number, normalize_text
 
@@ -140,6 +140,18 @@ def test_gtin_padding_and_check_digit() -> None:
 def test_brand_normalised_and_null_when_missing() -> None:
     df = extract_attributes(conform(pl.DataFrame({"id": ["a", "b"], "title": ["x", "y"], "brand": ["Bang & Olufsen", None]})))
     assert df["attr_brand"].to_list() == ["bang olufsen", None]
+
+
+def test_listed_brand_is_the_brand_column_or_the_longest_known_brand_a_title_names() -> None:
+    df = extract_attributes(conform(pl.DataFrame({
+        "id": ["a", "b", "c", "d", "e", "f"],
+        "title": ["Wynen Co Astra 6", "Astra 6 Ultra Cell Phone by Wynen Co", "Co Astra 6 Wynen Co", "Astra 6",
+                  "Nova 3 Phone", "Wynen Nova 3"],
+        "brand": ["Wynen Co", None, None, "Wynen", None, "Acme"],
+    })))
+    # c names "wynen co" and "wynen"; the longer wins. e names no brand another listing carries;
+    # f keeps its own brand although its title names another.
+    assert listed_brands(df).to_list() == ["wynen co", "wynen co", "wynen co", "wynen", None, "acme"]
 
 
 def test_colour_words_of_brand_names_are_not_colours() -> None:
