@@ -19,7 +19,7 @@ import polars as pl
 from blocking.metrics import BlockingMetrics, blocking_metrics, truth_from_column, truth_from_file
 from blocking.settings import BlockingSettings
 from features.records import FORMATS, CatalogError, load_catalog
-from flows.prepare import prepare_catalog, prepare_link, two_hop_features
+from flows.prepare import prepare_catalog, prepare_link, round_features
 from flows.training import catalog_training_data, pair_groups
 from matching.bcubed import bcubed
 from matching.cluster import cluster_records
@@ -154,8 +154,8 @@ def _run_catalog(directory: Path, settings: MatcherSettings, blocking: BlockingS
     clock.add(test_prep.seconds)
     features = test_prep.features
     scored = clock.time("score", score_pairs, matcher, features)
-    for _ in range(expand.rounds if expand.enabled else 0):
-        extra = clock.time("features", two_hop_features, test_prep, scored, expand)
+    for hop in range(expand.rounds if expand.enabled else 0):
+        extra = clock.time("features", round_features, test_prep, scored, expand, hop == 0)
         if extra.is_empty():
             break
         features = pl.concat([features, extra], how="vertical_relaxed")

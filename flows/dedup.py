@@ -34,7 +34,7 @@ from flows.probe import StageProbe
 from flows.settings import DedupParams, RunnerSettings, ServeSettings
 from flows.stage_cache import StageCache, content_key
 from matching.cluster import cluster_records
-from matching.expand import two_hop_pairs
+from matching.expand import round_pairs
 from matching.lineage import assign_stable_ids
 from matching.registry import Registry
 
@@ -279,7 +279,7 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
         scored, reused_count, bests = rounds.run(pairs, "candidate")
         for hop in range(settings.expand.rounds if one_catalog and settings.expand.enabled else 0):
             with probe.stage("expand"):
-                extra = two_hop_pairs(scored, settings.expand)
+                extra = round_pairs(scored, left_attrs, settings.expand, rescue=hop == 0)
             if extra.is_empty():
                 break
             extra_scored, extra_reused, _ = rounds.run(extra, f"two-hop-{hop + 1}", bests)

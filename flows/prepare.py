@@ -15,7 +15,7 @@ from blocking.settings import BlockingSettings
 from features.attributes import extract_attributes
 from features.idf import TokenIdf
 from features.pairs import pair_features, record_bests
-from matching.expand import two_hop_pairs
+from matching.expand import round_pairs
 from matching.settings import ExpandSettings
 
 _console = Console(stderr=True)
@@ -98,9 +98,9 @@ def prepare_link(left: pl.DataFrame, right: pl.DataFrame, settings: BlockingSett
     return _prepare(left, right, settings, pairs, with_features)
 
 
-def two_hop_features(prepared: Prepared, scored: pl.DataFrame, expand: ExpandSettings) -> pl.DataFrame:
-    """Features of the two-hop pairs of a prepared catalog's scored candidates, with gaps taken against
-    the candidates' per-record bests (as the dedup flow's second round does)."""
-    extra = two_hop_pairs(scored, expand)
+def round_features(prepared: Prepared, scored: pl.DataFrame, expand: ExpandSettings, rescue: bool) -> pl.DataFrame:
+    """Features of an expansion round's pairs (``matching.expand.round_pairs``) of a prepared catalog's scored
+    candidates, with gaps taken against the candidates' per-record bests (as the dedup flow's rounds do)."""
+    extra = round_pairs(scored, prepared.left, expand, rescue)
     return pair_features(extra, prepared.left, prepared.left, prepared.left_emb, prepared.left_emb, prepared.idf,
                          bests=record_bests(prepared.features, one_catalog=True))

@@ -13,7 +13,7 @@ import polars as pl
 from blocking.settings import BlockingSettings
 from features.io import file_hash
 from features.records import CatalogError, load_catalog
-from flows.prepare import Prepared, prepare_catalog, prepare_link, two_hop_features
+from flows.prepare import Prepared, prepare_catalog, prepare_link, round_features
 from matching.labels import read_labels, truth_labels
 from matching.model import Matcher, score_pairs, train_matcher
 from matching.settings import ExpandSettings, MatcherSettings
@@ -23,7 +23,7 @@ def catalog_training_data(records: pl.DataFrame, settings: BlockingSettings,
                           matcher: MatcherSettings | None = None,
                           expand: ExpandSettings | None = None) -> tuple[Prepared, np.ndarray]:
     """Blocking candidates of a catalog with truth columns, labelled from product_id/family_id; with
-    ``expand`` enabled, also the two-hop pairs a run would score next (see ``two_hop_training_pairs``)."""
+    ``expand`` enabled, also the expansion pairs a run would score next (see ``expansion_training_pairs``)."""
     if "product_id" not in records.columns:
         raise CatalogError("<catalog>", "training needs truth columns or a labelled pairs file", column="product_id")
     prepared = prepare_catalog(records, settings)
@@ -31,15 +31,15 @@ def catalog_training_data(records: pl.DataFrame, settings: BlockingSettings,
     if not np.any(labels != "distinct"):
         raise CatalogError("<catalog>", "blocking found no true pair to learn from (check product_id/family_id)")
     if expand is not None and expand.enabled:
-        extra = two_hop_training_pairs(prepared, labels, matcher or MatcherSettings(), expand)
+        extra = expansion_training_pairs(prepared, labels, matcher or MatcherSettings(), expand)
         prepared = replace(prepared, features=pl.concat([prepared.features, extra], how="vertical_relaxed"))
         labels = np.concatenate([labels, truth_labels(extra, prepared.left, prepared.right).to_numpy()])
     return prepared, labels
 
 
-def two_hop_training_pairs(prepared: Prepared, labels: np.ndarray, settings: MatcherSettings,
+def expansion_training_pairs(prepared: Prepared, labels: np.ndarray, settings: MatcherSettings,
                            expand: ExpandSettings) -> pl.DataFrame:
-    """Features of the two-hop pairs of a catalog, with the links hopped over scored out of fold.
+    """Features of the first expansion round's pairs of a catalog, from links scored out of fold.
 
     A model trained on the candidates of half the truth groups scores the other half's candidates, so the
     links carry the errors a new catalog's would; in-sample scores would hop only over true links.
@@ -57,7 +57,7 @@ def two_hop_training_pairs(prepared: Prepared, labels: np.ndarray, settings: Mat
         scored.append(score_pairs(matcher, prepared.features.filter(pl.Series(test))))
     if not scored:
         return prepared.features.clear()
-    return two_hop_features(prepared, pl.concat(scored).sort("left_id", "right_id"), expand)
+    return round_features(prepared, pl.concat(scored).sort("left_id", "right_id"), expand, rescue=True)
 
 
 def pair_groups(prepared: Prepared) -> np.ndarray:

@@ -1,13 +1,33 @@
-"""Second-round candidates: pairs two scored links apart, so that members of one family that blocking
-never put side by side get a score of their own instead of the clustering's guess for unscored pairs."""
+"""Later-round candidates: pairs two scored links apart, so that members of one family that blocking
+never put side by side get a score of their own instead of the clustering's guess for unscored pairs;
+and, for records left with no strong link, their likeliest partners among the few listings of the
+same brand, colours and sizes."""
 
 from __future__ import annotations
 
 import polars as pl
+from rapidfuzz import fuzz
+from rapidfuzz.process import cpdist
 
+from features.attributes import comparable_sizes, listed_brands
+from features.text import tokenize
 from matching.settings import ExpandSettings
 
 BLOCKER = "two_hop"
+RESCUE = "rescue"
+
+
+def _strong_links(scored: pl.DataFrame, settings: ExpandSettings) -> pl.DataFrame:
+    """Scored pairs with p_duplicate + p_variant of at least ``min_probability`` (``left_id``, ``right_id``, ``p``)."""
+    return scored.filter(pl.col("p_duplicate") + pl.col("p_variant") >= settings.min_probability).select(
+        "left_id", "right_id", (pl.col("p_duplicate") + pl.col("p_variant")).alias("p"))
+
+
+def _unscored(pairs: pl.DataFrame, scored: pl.DataFrame, blocker: str) -> pl.DataFrame:
+    """``pairs`` not in ``scored``, sorted, with the round's ``blockers`` and a null ``ann_sim``."""
+    return pairs.join(scored.select("left_id", "right_id"), on=["left_id", "right_id"], how="anti").sort(
+        "left_id", "right_id").with_columns(
+        pl.lit([blocker], dtype=pl.List(pl.String)).alias("blockers"), pl.lit(None, pl.Float32).alias("ann_sim"))
 
 
 def two_hop_pairs(scored: pl.DataFrame, settings: ExpandSettings) -> pl.DataFrame:
@@ -17,8 +37,7 @@ def two_hop_pairs(scored: pl.DataFrame, settings: ExpandSettings) -> pl.DataFram
     A link is strong when p_duplicate + p_variant reaches ``min_probability``; each record contributes
     only its ``partners`` strongest links, so a hub cannot add pairs quadratic in its degree.
     """
-    strong = scored.filter(pl.col("p_duplicate") + pl.col("p_variant") >= settings.min_probability).select(
-        "left_id", "right_id", (pl.col("p_duplicate") + pl.col("p_variant")).alias("p"))
+    strong = _strong_links(scored, settings)
     ends = pl.concat([
         strong.select(pl.col("left_id").alias("hub"), pl.col("right_id").alias("id"), "p"),
         strong.select(pl.col("right_id").alias("hub"), pl.col("left_id").alias("id"), "p"),
@@ -28,6 +47,47 @@ def two_hop_pairs(scored: pl.DataFrame, settings: ExpandSettings) -> pl.DataFram
         settings.partners)
     pairs = top.join(top, on="hub", suffix="_b").filter(pl.col("id") < pl.col("id_b")).select(
         pl.col("id").alias("left_id"), pl.col("id_b").alias("right_id")).unique()
-    return pairs.join(scored.select("left_id", "right_id"), on=["left_id", "right_id"], how="anti").sort(
-        "left_id", "right_id").with_columns(
-        pl.lit([BLOCKER], dtype=pl.List(pl.String)).alias("blockers"), pl.lit(None, pl.Float32).alias("ann_sim"))
+    return _unscored(pairs, scored, BLOCKER)
+
+
+def rescue_pairs(scored: pl.DataFrame, attrs: pl.DataFrame, settings: ExpandSettings) -> pl.DataFrame:
+    """Pairs (as ``two_hop_pairs``) of each record with no strong link and its ``rescue_matches`` most similar
+    listings of its brand, colours and sizes, by the token set ratio (>= ``rescue_min_score``) of their core
+    titles without the brand.
+
+    Duplicates share brand, colour and size, so these blocks hold a missed duplicate if there is one;
+    a record without a brand, or in a block over ``rescue_max_block`` listings, is left alone.
+    """
+    strong = _strong_links(scored, settings)
+    linked = pl.concat([strong["left_id"], strong["right_id"]]).unique()
+    block = pl.concat_str([
+        pl.col("brand"), pl.col("attr_colors").list.sort().list.join(","), pl.col("sizes").list.join(","),
+    ], separator="/")
+    # Within a block brand, colours and sizes agree by construction; the rest of the title is what tells.
+    words = tokenize(pl.col("attr_core").fill_null("")).list.set_difference(tokenize(pl.col("brand")))
+    rows = attrs.select("id", "attr_core", "attr_colors", listed_brands(attrs), comparable_sizes(attrs).alias("sizes"))
+    rows = rows.select("id", words.list.sort().list.join(" ").alias("text"), block.alias("block")).filter(
+        pl.col("block").is_not_null())
+    rows = rows.filter(pl.len().over("block").is_between(2, settings.rescue_max_block))
+    queries = rows.filter(~pl.col("id").is_in(linked.implode()))
+    cand = queries.join(rows, on="block", suffix="_b").filter(pl.col("id") != pl.col("id_b"))
+    score = cpdist(cand["text"].to_list(), cand["text_b"].to_list(), scorer=fuzz.token_set_ratio, workers=-1)
+    # Ties broken by id so the result does not depend on row order.
+    best = (
+        cand.select("id", "id_b", pl.Series("score", score)).filter(pl.col("score") >= settings.rescue_min_score)
+        .sort(["id", "score", "id_b"], descending=[False, True, False])
+        .group_by("id", maintain_order=True).head(settings.rescue_matches)
+    )
+    pairs = best.select(pl.min_horizontal("id", "id_b").alias("left_id"),
+                        pl.max_horizontal("id", "id_b").alias("right_id")).unique()
+    return _unscored(pairs, scored, RESCUE)
+
+
+def round_pairs(scored: pl.DataFrame, attrs: pl.DataFrame, settings: ExpandSettings, rescue: bool) -> pl.DataFrame:
+    """One expansion round's pairs: two hops over strong links, and (``rescue``, when enabled) the
+    likeliest partners of records with no strong link; a pair both find names both blockers."""
+    found = [two_hop_pairs(scored, settings)]
+    if rescue and settings.rescue:
+        found.append(rescue_pairs(scored, attrs, settings))
+    return pl.concat(found).group_by("left_id", "right_id").agg(
+        pl.col("blockers").list.explode(keep_nulls=False, empty_as_null=False).unique().sort(), pl.col("ann_sim").first()).sort("left_id", "right_id")

@@ -1,10 +1,12 @@
-"""Two-hop pairs: second-round candidates reached over strong scored links."""
+"""Expansion rounds: pairs two strong scored links apart, and the rescue of records with no strong link."""
 
 from __future__ import annotations
 
 import polars as pl
 
-from matching.expand import BLOCKER, two_hop_pairs
+from features.attributes import extract_attributes
+from features.records import conform
+from matching.expand import BLOCKER, RESCUE, rescue_pairs, round_pairs, two_hop_pairs
 from matching.settings import ExpandSettings
 
 
@@ -46,7 +48,50 @@ def test_result_does_not_depend_on_row_order():
     assert two_hop_pairs(links, settings).equals(two_hop_pairs(links.reverse(), settings))
 
 
-def test_training_data_adds_labelled_two_hop_pairs_scored_out_of_fold():
+PHONES = [
+    ("w1", "Wynen Co Astra 6 Ultra 256GB Smartphone White", "Wynen Co"),
+    ("w2", "Wynen Co smrtphn Astra 6 Ultra 256gb white", "Wynen Co"),
+    ("w3", "Astra 6 Ultra Cell Phone 256GB White by Wynen Co", None),
+    ("w4", "Wynen Co Astra 6 Ultra 256GB Smartphone Black", "Wynen Co"),
+    ("w5", "Wynen Co Travel Adapter White", "Wynen Co"),
+    ("o1", "Olvum Astra 6 Ultra 256GB Smartphone White", "Olvum"),
+]
+
+
+def phones() -> pl.DataFrame:
+    return extract_attributes(conform(pl.DataFrame(PHONES, schema=["id", "title", "brand"], orient="row")))
+
+
+def test_records_without_a_strong_link_are_paired_with_their_likeliest_duplicates():
+    # w1 and w4 are linked (colour variants); w2, w3, w5 and o1 have no strong link.
+    links = scored([("w1", "w4", 0.1, 0.9), ("o1", "w1", 0.0, 0.2)])
+    out = rescue_pairs(links, phones(), ExpandSettings())
+    # Same brand (w3's named in its title), colour and size: w1, w2, w3; w5 shares them but not its title;
+    # o1 is another brand's and w4 another colour's; o1-w1 is scored already.
+    assert keys(out) == {("w1", "w2"), ("w1", "w3"), ("w2", "w3")}
+    assert out["blockers"].to_list() == [[RESCUE]] * 3 and out["ann_sim"].is_null().all()
+    # Each unlinked record keeps its best matches only; a linked record is no query, only a partner.
+    assert keys(rescue_pairs(links, phones(), ExpandSettings(rescue_matches=1))) <= keys(out)
+    # Linked w2 and w3 ask for nothing but are found by w1, which is unlinked now.
+    other = scored([("w2", "w3", 0.6, 0.3)])
+    assert keys(rescue_pairs(other, phones(), ExpandSettings())) == {("w1", "w2"), ("w1", "w3")}
+    assert rescue_pairs(scored([("w1", "w2", 0.9, 0), ("w2", "w3", 0.9, 0)]), phones(), ExpandSettings()).is_empty()
+    assert rescue_pairs(links, phones(), ExpandSettings(rescue_max_block=3)).is_empty()
+    assert rescue_pairs(links, phones(), ExpandSettings(rescue_min_score=100)).is_empty()
+
+
+def test_a_round_names_both_blockers_of_a_pair_both_find():
+    links = scored([("w1", "w4", 0.1, 0.9), ("w4", "w2", 0.1, 0.9)])
+    out = round_pairs(links, phones(), ExpandSettings(), rescue=True)
+    # w1 and w2 are two hops apart over w4; w3 is unlinked and finds both.
+    assert dict(zip(zip(out["left_id"], out["right_id"]), out["blockers"].to_list())) == {
+        ("w1", "w2"): [BLOCKER], ("w1", "w3"): [RESCUE], ("w2", "w3"): [RESCUE],
+    }
+    assert round_pairs(links, phones(), ExpandSettings(), rescue=False)["blockers"].to_list() == [[BLOCKER]]
+    assert round_pairs(links, phones(), ExpandSettings(rescue=False), rescue=True).height == 1
+
+
+def test_training_data_adds_labelled_expansion_pairs_scored_out_of_fold():
     from blocking.settings import BlockingSettings
     from features.generate import generate_catalog
     from flows.training import catalog_training_data
@@ -57,10 +102,10 @@ def test_training_data_adds_labelled_two_hop_pairs_scored_out_of_fold():
     fast = MatcherSettings(num_boost_round=40, seed=0)
     plain, plain_y = catalog_training_data(records, blocking, fast, ExpandSettings(enabled=False))
     both, y = catalog_training_data(records, blocking, fast, ExpandSettings())
-    hop = both.features.filter(pl.col("blockers").list.contains(BLOCKER))
+    hop = both.features.filter(pl.col("blockers").list.contains(BLOCKER) | pl.col("blockers").list.contains(RESCUE))
     assert both.features.height == plain.features.height + hop.height and len(y) == both.features.height
     assert hop.height > 0 and both.features.head(plain.features.height).equals(plain.features)
     assert keys(hop).isdisjoint(keys(plain.features))
-    # Two-hop pairs are true pairs more often than blocking's candidates are; labels come from the truth.
+    # Expansion pairs are true pairs more often than blocking's candidates are; labels come from the truth.
     hop_y = y[plain.features.height:]
     assert (hop_y != "distinct").mean() > (plain_y != "distinct").mean() and (plain_y == y[: len(plain_y)]).all()
