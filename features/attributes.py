@@ -280,10 +280,12 @@ def _without_tokens(df: pl.DataFrame, text: str, tokens: str) -> pl.Series:
 def listed_brands(attrs: pl.DataFrame, max_words: int = 4) -> pl.Series:
     """Each record's brand: its own, else the longest brand of the other listings that its title names.
 
-    A fifth of the listings of a big catalog leave the brand column empty while the title says it
-    ("... by Wynen Co"); comparing such a listing only with its brand's other listings needs the brand.
+    Sellers often leave the brand column empty while the title names it ("... by Wynen Co"); comparing
+    such a listing with its brand's other listings needs the brand.
     """
     known = attrs.select(pl.col("attr_brand").drop_nulls().unique().alias("gram"))
+    # No gram longer than the longest known brand can match.
+    max_words = min(max_words, (known.select(pl.col("gram").str.count_matches(" ").max()).item() or 0) + 1)
     rows = attrs.select("attr_brand", "attr_title").with_row_index("row")
     words = (
         rows.filter(pl.col("attr_brand").is_null()).select("row", tokenize(pl.col("attr_title")).alias("w"))

@@ -71,7 +71,8 @@ def rescue_pairs(scored: pl.DataFrame, attrs: pl.DataFrame, settings: ExpandSett
     rows = rows.filter(pl.len().over("block").is_between(2, settings.rescue_max_block))
     queries = rows.filter(~pl.col("id").is_in(linked.implode()))
     cand = queries.join(rows, on="block", suffix="_b").filter(pl.col("id") != pl.col("id_b"))
-    score = cpdist(cand["text"].to_list(), cand["text_b"].to_list(), scorer=fuzz.token_set_ratio, workers=-1)
+    score = cpdist(cand["text"].to_list(), cand["text_b"].to_list(), scorer=fuzz.token_set_ratio, workers=-1,
+                   score_cutoff=settings.rescue_min_score)
     # Ties broken by id so the result does not depend on row order.
     best = (
         cand.select("id", "id_b", pl.Series("score", score)).filter(pl.col("score") >= settings.rescue_min_score)
