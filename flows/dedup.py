@@ -282,7 +282,7 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
                 extra = round_pairs(scored, left_attrs, settings.expand, rescue=hop == 0)
             if extra.is_empty():
                 break
-            extra_scored, extra_reused, _ = rounds.run(extra, f"two-hop-{hop + 1}", bests)
+            extra_scored, extra_reused, _ = rounds.run(extra, f"expansion-{hop + 1}", bests)
             scored = pl.concat([scored, extra_scored], how="vertical_relaxed").sort("left_id", "right_id")
             reused_count += extra_reused
         with probe.stage("cluster"):

@@ -90,5 +90,6 @@ def round_pairs(scored: pl.DataFrame, attrs: pl.DataFrame, settings: ExpandSetti
     found = [two_hop_pairs(scored, settings)]
     if rescue and settings.rescue:
         found.append(rescue_pairs(scored, attrs, settings))
-    return pl.concat(found).group_by("left_id", "right_id").agg(
-        pl.col("blockers").list.explode(keep_nulls=False, empty_as_null=False).unique().sort(), pl.col("ann_sim").first()).sort("left_id", "right_id")
+    blockers = pl.col("blockers").list.explode(keep_nulls=False, empty_as_null=False).unique().sort()
+    return pl.concat(found).group_by("left_id", "right_id").agg(blockers, pl.col("ann_sim").first()).sort(
+        "left_id", "right_id")

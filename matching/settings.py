@@ -74,14 +74,15 @@ class ExpandSettings(Settings):
     partners: int = Field(10, ge=1, description="strongest links per record that take part")
     # Each round hops over the links the one before it scored, so a family reached only through a
     # chain of members gets its pairs scored too; a round that finds no new pair ends the expansion.
-    rounds: int = Field(2, ge=1, description="two-hop rounds after the first scoring")
+    rounds: int = Field(2, ge=1, description="expansion rounds after the first scoring")
     # A listing with no strong link after the first scoring is most often a duplicate that blocking
     # missed among its line's many variants (in a million generated listings, 86% of the missed
     # duplicate pairs had a record with no link at all). The first expansion round compares each
     # such listing with the other listings of its brand, colours and sizes, which are few.
     rescue: bool = True
     rescue_matches: int = Field(3, ge=1, description="most similar titles per unlinked record")
-    rescue_min_score: float = Field(60.0, ge=0, le=100, description="rapidfuzz token set ratio of the titles")
+    rescue_min_score: float = Field(
+        60.0, ge=0, le=100, description="rapidfuzz token set ratio of the core titles without the brand")
     rescue_max_block: int = Field(300, ge=2, description="brand/colour/size blocks larger than this are skipped")
 
 
