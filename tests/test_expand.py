@@ -91,7 +91,7 @@ def test_a_round_names_both_blockers_of_a_pair_both_find():
     assert round_pairs(links, phones(), ExpandSettings(rescue=False), rescue=True).height == 1
 
 
-def test_training_data_adds_labelled_expansion_pairs_scored_out_of_fold():
+def test_training_data_adds_labelled_two_hop_pairs_scored_out_of_fold():
     from blocking.settings import BlockingSettings
     from features.generate import generate_catalog
     from flows.training import catalog_training_data
@@ -102,10 +102,10 @@ def test_training_data_adds_labelled_expansion_pairs_scored_out_of_fold():
     fast = MatcherSettings(num_boost_round=40, seed=0)
     plain, plain_y = catalog_training_data(records, blocking, fast, ExpandSettings(enabled=False))
     both, y = catalog_training_data(records, blocking, fast, ExpandSettings())
-    hop = both.features.filter(pl.col("blockers").list.contains(BLOCKER) | pl.col("blockers").list.contains(RESCUE))
+    hop = both.features.filter(pl.col("blockers").list.contains(BLOCKER))
     assert both.features.height == plain.features.height + hop.height and len(y) == both.features.height
     assert hop.height > 0 and both.features.head(plain.features.height).equals(plain.features)
     assert keys(hop).isdisjoint(keys(plain.features))
-    # Expansion pairs are true pairs more often than blocking's candidates are; labels come from the truth.
+    # Two-hop pairs are true pairs more often than blocking's candidates are; labels come from the truth.
     hop_y = y[plain.features.height:]
     assert (hop_y != "distinct").mean() > (plain_y != "distinct").mean() and (plain_y == y[: len(plain_y)]).all()
