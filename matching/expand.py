@@ -86,10 +86,12 @@ def rescue_pairs(scored: pl.DataFrame, attrs: pl.DataFrame, settings: ExpandSett
 
 def round_pairs(scored: pl.DataFrame, attrs: pl.DataFrame, settings: ExpandSettings, rescue: bool) -> pl.DataFrame:
     """One expansion round's pairs: two hops over strong links, and (``rescue``, when enabled) the
-    likeliest partners of records with no strong link; a pair both find names both blockers."""
+    likeliest partners of records with no strong link.
+
+    The two never share a pair: a two-hop pair joins two records with a strong link each, a rescue pair
+    holds a record with none.
+    """
     found = [two_hop_pairs(scored, settings)]
     if rescue and settings.rescue:
         found.append(rescue_pairs(scored, attrs, settings))
-    blockers = pl.col("blockers").list.explode(keep_nulls=False, empty_as_null=False).unique().sort()
-    return pl.concat(found).group_by("left_id", "right_id").agg(blockers, pl.col("ann_sim").first()).sort(
-        "left_id", "right_id")
+    return pl.concat(found).sort("left_id", "right_id")
