@@ -15,6 +15,12 @@ from features.io import write_text
 from features.text import normalize_text, tokenize
 
 
+# A token in at most one listing of RARE_AT counts as fully rare. Weights then depend on a token's share of
+# listings, not on the catalog's size, so a model trained on one catalog reads another of any size alike.
+RARE_AT = 10_000
+_RARE_IDF = math.log(RARE_AT) + 1.0
+
+
 class TokenIdf:
     """Smoothed IDF per normalised token: ln((n_docs + 1) / (df + 1)) + 1; unseen tokens get the maximum."""
 
@@ -52,6 +58,10 @@ class TokenIdf:
             self._frame, on="token", how="left", maintain_order="left"
         )
         return joined["idf"].fill_null(self.unseen_idf).to_numpy().astype(np.float32)
+
+    def weights(self, tokens: pl.Series) -> np.ndarray:
+        """Each token's IDF as a share of a fully rare token's, in [0, 1] (float64, aligned with ``tokens``)."""
+        return np.minimum(self.lookup(tokens).astype(np.float64), _RARE_IDF) / _RARE_IDF
 
     def to_json(self) -> str:
         """Serialise document frequencies and document count as JSON."""

@@ -50,6 +50,9 @@ FEATURE_NAMES: list[str] = [
 RANKED = ("emb_cosine", "title_idf_jaccard", "title_token_set", "title_idf_containment", "title_partial_ratio")
 GAP_FEATURES = [f"{name}_gap_{side}" for name in RANKED for side in ("left", "right")]
 FEATURE_NAMES += GAP_FEATURES
+# Raised whenever a feature changes meaning under the same name: models and cached features of another
+# revision are stale. 2: IDF weights are shares of a fully rare token's (features.idf.RARE_AT).
+FEATURE_REVISION = 2
 Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 
 # Core-title IDF Jaccard from which two listings count as the same product line.
@@ -139,7 +142,7 @@ def _sides(frames: list[pl.DataFrame], idf: TokenIdf) -> tuple[list[_Side], _Voc
     words = words.with_columns(pl.col("tokens").hash(_HASH_SEED).alias("h")).sort("h")
     vocab = _Vocab(
         hashes=words["h"].to_numpy(),
-        idf=idf.lookup(words["tokens"]).astype(np.float64) / idf.unseen_idf,
+        idf=idf.weights(words["tokens"]),
         digit=words["tokens"].str.contains(r"\d").to_numpy().astype(np.float64),
     )
     sides = []

@@ -90,7 +90,9 @@ def ensure_model(work: Path, blocking: BlockingSettings, seed: int = 0,
             pass  # trained on another feature list: train one that fits
     model = work / "model"
     train_seed = seed + TRAIN_SEED_OFFSET
-    if not (model / "model.txt").is_file():
+    try:
+        Matcher.load(model)
+    except CatalogError:  # none yet, or one trained on an earlier feature revision
         catalog = bench_catalog(train_records, train_seed, work / f"train-{train_records}.parquet")
         path = write_json(blocking.model_dump(mode="json"), work / "blocking.json")
         matcher = write_json(SCALE_MATCHER.model_dump(mode="json"), work / "matcher.json")

@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 
 from features.io import write_json, write_text
-from features.pairs import FEATURE_NAMES
+from features.pairs import FEATURE_NAMES, FEATURE_REVISION
 from features.records import CatalogError
 from matching.labels import BINARY, MULTICLASS, to_binary
 from matching.metrics import class_report
@@ -195,7 +195,7 @@ class Matcher:
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> Self:
-        """Read a model folder, refusing one trained on a different feature list than FEATURE_NAMES."""
+        """Read a model folder, refusing one trained on features other than this version's."""
         directory = Path(directory)
         for name in (MODEL_FILE, META_FILE):
             if not (directory / name).is_file():
@@ -207,6 +207,10 @@ class Matcher:
             lacking = [n for n in FEATURE_NAMES if n not in names]
             detail = f"model has {extra[:3]} not in this version, lacks {lacking[:3]}" if extra or lacking else "order differs"
             raise CatalogError(directory, f"model was trained on a different feature list ({detail}); retrain it with `catalog-match train`")
+        revision = meta.get("feature_revision", 1)
+        if revision != FEATURE_REVISION:
+            raise CatalogError(directory, f"model was trained on feature revision {revision}, this version computes "
+                                          f"revision {FEATURE_REVISION}; retrain it with `catalog-match train`")
         booster = lgb.Booster(model_str=(directory / MODEL_FILE).read_text(encoding="utf-8"))
         return cls(booster=booster, classes=tuple(meta["classes"]), feature_names=names,
                    thresholds={k: float(v) for k, v in meta["thresholds"].items()}, meta=meta)
@@ -322,6 +326,7 @@ def train_matcher(features: pl.DataFrame, labels: Sequence[str], settings: Match
         metrics = class_report(truth, matcher.decide(proba), classes, positive=positive)
     matcher.meta = {
         "mode": settings.mode,
+        "feature_revision": FEATURE_REVISION,
         "seed": settings.seed,
         "settings": json.loads(settings.to_json()),
         "best_iteration": int(best),

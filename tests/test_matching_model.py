@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from features.pairs import FEATURE_NAMES
+from features.pairs import FEATURE_NAMES, FEATURE_REVISION
 from features.records import CatalogError
 from matching.labels import read_labels, read_pairs, to_binary, truth_labels
 from matching.metrics import class_report
@@ -91,6 +91,18 @@ def test_load_refuses_a_different_feature_list(tmp_path):
         Matcher.load(tmp_path / "rev")
     with pytest.raises(CatalogError, match="not a model folder"):
         Matcher.load(tmp_path / "missing")
+
+
+def test_load_refuses_a_model_of_another_feature_revision(trained, tmp_path):
+    matcher, frame, _ = trained
+    matcher.save(tmp_path / "m")
+    assert Matcher.load(tmp_path / "m").meta["feature_revision"] == FEATURE_REVISION
+    meta_path = tmp_path / "m" / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["feature_revision"]  # models written before revisions were recorded
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(CatalogError, match=f"feature revision 1, this version computes revision {FEATURE_REVISION}"):
+        Matcher.load(tmp_path / "m")
 
 
 def test_training_is_deterministic():
