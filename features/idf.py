@@ -15,8 +15,9 @@ from features.io import write_text
 from features.text import normalize_text, tokenize
 
 
-# A token in at most one listing of RARE_AT counts as fully rare. Weights then depend on a token's share of
-# listings, not on the catalog's size, so a model trained on one catalog reads another of any size alike.
+# Weights are capped at the IDF of a token unseen among RARE_AT listings: tokens about that rare or rarer
+# all count as fully rare. A weight then follows a token's share of listings, not the catalog's size, so a
+# model trained on one catalog reads another of any size alike.
 RARE_AT = 10_000
 _RARE_IDF = math.log(RARE_AT) + 1.0
 

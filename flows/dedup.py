@@ -241,7 +241,8 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
     hashes = incremental.content_hashes(left_records)
     delta = incremental.diff_records(hashes, previous)
     # Another model, feature list or blocking/cluster setting makes every earlier score stale.
-    fingerprint = incremental.reuse_fingerprint(__version__, FEATURE_REVISION, FEATURE_NAMES, settings.blocking.model_dump(mode="json"),
+    fingerprint = incremental.reuse_fingerprint(__version__, FEATURE_REVISION, FEATURE_NAMES,
+                                                settings.blocking.model_dump(mode="json"),
                                                 settings.cluster.model_dump(mode="json"),
                                                 settings.expand.model_dump(mode="json"), file_hash(params.model / "model.txt"))
     reuse = settings.incremental and previous is not None and previous.fingerprint == fingerprint
@@ -273,7 +274,8 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
     other = right or left
     with tempfile.TemporaryDirectory(prefix="catalog-match-features-") as parts_dir:
         # A refitted IDF changes every pair's features: none are reused.
-        rounds = _Rounds(left, other, idf, cache, [__version__, FEATURE_REVISION, FEATURE_NAMES, *data_key, idf.to_json()],
+        feature_key = [__version__, FEATURE_REVISION, FEATURE_NAMES, *data_key, idf.to_json()]
+        rounds = _Rounds(left, other, idf, cache, feature_key,
                          previous if reuse_records and not idf_refit else None, delta, Path(parts_dir), params.model,
                          settings.runner.pair_chunk_size, one_catalog, probe)
         scored, reused_count, bests = rounds.run(pairs, "candidate")

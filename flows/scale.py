@@ -87,7 +87,7 @@ def ensure_model(work: Path, blocking: BlockingSettings, seed: int = 0,
             if shipped.meta.get("embedding_model") == load_embedder(blocking).model_id:
                 return DEFAULT_MODEL, f"shipped ({DEFAULT_MODEL})"
         except CatalogError:
-            pass  # trained on another feature list: train one that fits
+            pass  # trained on another feature list or revision: train one that fits
     model = work / "model"
     train_seed = seed + TRAIN_SEED_OFFSET
     try:
