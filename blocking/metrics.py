@@ -8,6 +8,7 @@ from pathlib import Path
 import polars as pl
 from pydantic import BaseModel
 
+from features.joins import PAIR_KEYS, join_pairs
 from features.records import CatalogError, read_raw
 
 TRUTH_PAIR_COLUMNS = (("ltable_id", "rtable_id"), ("left_id", "right_id"), ("id1", "id2"))
@@ -86,7 +87,7 @@ def blocking_metrics(
     """Pair completeness overall and per blocker, candidates per record and reduction ratio."""
     two_sources = n_right is not None
     truth = canonical(truth, two_sources)
-    hits = truth.join(pairs.select("left_id", "right_id", "blockers"), on=["left_id", "right_id"], how="inner")
+    hits = join_pairs(truth, pairs.select(*PAIR_KEYS, "blockers"), "inner")
     blockers = sorted(set(pairs["blockers"].explode().drop_nulls().unique().to_list()))
     per_blocker = {
         b: round(hits.filter(pl.col("blockers").list.contains(b)).height / max(truth.height, 1), 4) for b in blockers

@@ -25,10 +25,11 @@ from blocking.embed import embed_records, load_embedder
 from features.attributes import extract_attributes
 from features.idf import TokenIdf
 from features.io import file_hash, frame_hash, write_json, write_table
+from features.joins import PAIR_KEYS
 from features.pairs import FEATURE_NAMES, FEATURE_REVISION, RANKED, record_bests
 from features.records import CatalogError, load_catalog
 from flows import __version__, incremental, pipeline
-from flows.incremental import PAIR_KEYS, ROW, Blocked, Carried, Delta, Previous
+from flows.incremental import ROW, Blocked, Carried, Delta, Previous
 from flows.pipeline import RunResult, Side
 from flows.probe import StageProbe
 from flows.settings import DedupParams, RunnerSettings, ServeSettings

@@ -49,6 +49,7 @@ from blocking.settings import BlockingSettings
 from features.attributes import ATTRIBUTE_COLUMNS, colour_brands, extract_attributes
 from features.idf import TokenIdf
 from features.io import atomic_path, write_table
+from features.joins import PAIR_KEYS, join_pairs
 from features.pairs import GAP_FEATURES, RANKED, apply_gaps
 from features.records import feature_columns
 from flows.stage_cache import content_key
@@ -62,7 +63,6 @@ IDF_FILE = "idf.json"
 BRANDS_FILE = "colour_brands.json"
 ATTRIBUTES_FILE = "attributes.parquet"
 FEATURES_FILE = "features.parquet"
-PAIR_KEYS = ["left_id", "right_id"]
 ROW = "_row"  # a pair's row in the previous run's features file
 ANN_SCHEMA = {"id": pl.String, "bound": pl.Float32, "hits": pl.List(pl.String), "sims": pl.List(pl.Float32)}
 # Range search and query scoring can differ in the last float bits; a margin keeps the test conservative.
@@ -427,7 +427,7 @@ def changed_pairs(previous: Previous, scored: pl.DataFrame,
     kept = pl.concat(carried.rows) if carried.rows else pl.Series(ROW, [], dtype=pl.UInt32)
     redone = previous.features.filter(~pl.col(ROW).is_in(kept.implode())).select(PAIR_KEYS)
     fresh = pl.concat(carried.fresh) if carried.fresh else scored.select(PAIR_KEYS).clear()
-    return scored.join(fresh, on=PAIR_KEYS, how="semi"), before.join(redone, on=PAIR_KEYS, how="semi").collect()
+    return join_pairs(scored, fresh, "semi"), join_pairs(before, redone, "semi")
 
 
 def reusable_rows(candidates: pl.DataFrame, previous: Previous, delta: Delta) -> tuple[np.ndarray, pl.DataFrame]:
@@ -486,7 +486,7 @@ def rescore_parts(previous: Previous, moved: pl.Series, bests: dict[str, pl.Data
 
 def reused_scores(previous: Previous, kept: pl.DataFrame) -> pl.DataFrame:
     """The previous run's scored rows of the ``kept`` pairs."""
-    return previous.pairs.join(kept.lazy(), on=PAIR_KEYS, how="semi").collect()
+    return join_pairs(previous.pairs, kept, "semi")
 
 
 def _strong(settings: ClusterSettings) -> pl.Expr:
@@ -513,7 +513,7 @@ def affected_records(attrs: pl.DataFrame, scored: pl.DataFrame, previous: Previo
         index.rename({"id": "right_id", "row": "b"}), on="right_id")
     comp = components(attrs.height, edges["a"].cast(pl.Int64).to_numpy(), edges["b"].cast(pl.Int64).to_numpy())
     index = index.with_columns(pl.Series("comp", comp))
-    diff = now_changed.join(before, on=PAIR_KEYS, how="full", coalesce=True, suffix="_prev")
+    diff = join_pairs(now_changed, before, "full", coalesce=True, suffix="_prev")
     moved = diff.filter(pl.col("w_dup").ne_missing(pl.col("w_dup_prev"))
                         | pl.col("w_fam").ne_missing(pl.col("w_fam_prev")))
     moved = (

@@ -14,6 +14,7 @@ import polars as pl
 
 from features.attributes import ATTRIBUTE_COLUMNS
 from features.io import atomic_dir, file_hash, write_json, write_table
+from features.joins import PAIR_KEYS, join_pairs
 from features.pairs import apply_gaps, pair_features
 from flows.incremental import ANN_FILE, ATTRIBUTES_FILE, BRANDS_FILE, FEATURES_FILE, IDF_FILE, INDEX_FILE, save_index
 from matching.labels import MULTICLASS
@@ -145,12 +146,12 @@ def truth_metrics(attrs: pl.DataFrame, candidates: pl.DataFrame, scored: pl.Data
     if truth.is_empty():
         return {}
     decisions = scored.select("left_id", "right_id", pl.col("decision").replace("match", "duplicate"))
-    joined = truth.join(decisions, on=["left_id", "right_id"], how="full", coalesce=True).with_columns(
+    joined = join_pairs(truth, decisions, "full", coalesce=True).with_columns(
         pl.col("label").fill_null("distinct"), pl.col("decision").fill_null("distinct"))
     report = class_report(joined["label"].to_numpy(), joined["decision"].to_numpy(), MULTICLASS,
                           positive=("duplicate", "variant"))
     def completeness(pairs: pl.DataFrame) -> float:
-        found = truth.join(pairs.select("left_id", "right_id"), on=["left_id", "right_id"], how="semi").height
+        found = join_pairs(truth, pairs.select(PAIR_KEYS), "semi").height
         return round(found / truth.height, 4)
 
     clusters = records.select("id", pl.col("duplicate_group_id").alias("group_key"),

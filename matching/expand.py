@@ -10,6 +10,7 @@ from rapidfuzz import fuzz
 from rapidfuzz.process import cpdist
 
 from features.attributes import comparable_sizes, listed_brands
+from features.joins import PAIR_KEYS, join_pairs
 from features.text import tokenize
 from matching.settings import ExpandSettings
 
@@ -25,8 +26,7 @@ def _strong_links(scored: pl.DataFrame, settings: ExpandSettings) -> pl.DataFram
 
 def _unscored(pairs: pl.DataFrame, scored: pl.DataFrame, blocker: str) -> pl.DataFrame:
     """``pairs`` not in ``scored``, sorted, with the round's ``blockers`` and a null ``ann_sim``."""
-    return pairs.join(scored.select("left_id", "right_id"), on=["left_id", "right_id"], how="anti").sort(
-        "left_id", "right_id").with_columns(
+    return join_pairs(pairs, scored.select(PAIR_KEYS), "anti").sort(PAIR_KEYS).with_columns(
         pl.lit([blocker], dtype=pl.List(pl.String)).alias("blockers"), pl.lit(None, pl.Float32).alias("ann_sim"))
 
 
@@ -94,4 +94,4 @@ def round_pairs(scored: pl.DataFrame, attrs: pl.DataFrame, settings: ExpandSetti
     found = [two_hop_pairs(scored, settings)]
     if rescue and settings.rescue:
         found.append(rescue_pairs(scored, attrs, settings))
-    return pl.concat(found).sort("left_id", "right_id")
+    return pl.concat(found).sort(PAIR_KEYS)

@@ -1,0 +1,31 @@
+"""Joins of pair tables on their keys."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from features.joins import join_pairs
+
+LEFT = pl.DataFrame({"left_id": ["c", "a", "b", "a"], "right_id": ["d", "z", "c", "b"], "x": [1, 2, 3, 4]})
+RIGHT = pl.DataFrame({"left_id": ["a", "c", "q"], "right_id": ["b", "d", "r"], "y": [10, 20, 30]})
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_semi_and_anti_keep_the_left_rows_in_order(lazy):
+    left = LEFT.lazy() if lazy else LEFT
+    assert join_pairs(left, RIGHT, "semi")["x"].to_list() == [1, 4]
+    assert join_pairs(left, RIGHT, "anti")["x"].to_list() == [2, 3]
+
+
+def test_left_join_matches_on_both_keys_in_left_order():
+    joined = join_pairs(LEFT, RIGHT, "left")
+    assert joined["x"].to_list() == [1, 2, 3, 4]
+    assert joined["y"].to_list() == [20, None, None, 10]
+
+
+def test_full_join_keeps_unmatched_rows_of_both_sides():
+    joined = join_pairs(LEFT, RIGHT, "full", coalesce=True)
+    assert joined.height == 5
+    assert joined.filter(pl.col("left_id") == "q")["y"].to_list() == [30]
+    assert joined.sort("x", nulls_last=True)["x"].to_list() == [1, 2, 3, 4, None]
