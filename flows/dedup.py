@@ -177,8 +177,8 @@ class _Rounds:
 
     def run(self, pairs: pl.DataFrame, name: str, bests: dict[str, pl.DataFrame] | None = None,
             ) -> tuple[pl.DataFrame, int, dict[str, pl.DataFrame]]:
-        """Scored pairs, how many kept their previous scores, and the per-record bests the gap features
-        were taken against (``bests``, else those of ``pairs``)."""
+        """Scored pairs (in no set order), how many kept their previous scores, and the per-record bests
+        the gap features were taken against (``bests``, else those of ``pairs``)."""
         progress = create_progress_artifact(progress=0.0, description=f"features and scoring of {name} pairs")
         with self.probe.stage("features"):
             reused = None
@@ -214,8 +214,7 @@ class _Rounds:
                 self.carried.rows.append(reused[ROW])
                 self.carried.fresh.extend(part.select(PAIR_KEYS) for part in scored_parts)
                 scored_parts.append(incremental.reused_scores(self.previous, reused.select(PAIR_KEYS)))
-            scored = pl.concat(scored_parts, how="vertical").sort("left_id", "right_id")
-        return scored, 0 if reused is None else reused.height, bests
+        return pl.concat(scored_parts, how="vertical"), 0 if reused is None else reused.height, bests
 
     def features(self) -> list[pl.LazyFrame]:
         """Every round's pair features, lazily: the parts computed or rescored, then the rows carried over
@@ -286,9 +285,11 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
             if extra.is_empty():
                 break
             extra_scored, extra_reused, _ = rounds.run(extra, f"expansion-{hop + 1}", bests)
-            scored = pl.concat([scored, extra_scored], how="vertical_relaxed").sort("left_id", "right_id")
+            scored = pl.concat([scored, extra_scored], how="vertical_relaxed")
             reused_count += extra_reused
         with probe.stage("cluster"):
+            # Sorted once, after the last round: clustering and the written pairs see one order in every run.
+            scored = scored.sort(PAIR_KEYS)
             result, reclustered = _cluster(left_attrs, right_attrs, scored, params, previous, delta, reuse_records,
                                            rounds.carried)
             result.idf = idf
