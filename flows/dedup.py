@@ -201,7 +201,7 @@ class _Rounds:
                 bests = record_bests(pl.concat(ranked), self.one_catalog)
             pipeline.regap_parts(parts, bests)
             if reused is not None:
-                moved = incremental.moved_rows(columns, bests)
+                moved = incremental.moved_rows(columns, bests, self.previous)
                 parts += incremental.rescore_parts(self.previous, moved, bests, self.parts_dir / f"{name}-rescore",
                                                    self.chunk_size)
                 reused = reused.filter(~pl.col(ROW).is_in(moved.implode()))

@@ -31,6 +31,7 @@ only in the components (over pairs that can join clusters) that a change can rea
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -50,10 +51,11 @@ from features.attributes import ATTRIBUTE_COLUMNS, colour_brands, extract_attrib
 from features.idf import TokenIdf
 from features.io import atomic_path, write_table
 from features.joins import PAIR_KEYS, join_pairs
-from features.pairs import GAP_FEATURES, RANKED, apply_gaps
+from features.pairs import RANKED, apply_gaps, record_bests
 from features.records import feature_columns
 from flows.stage_cache import content_key
 from matching.cluster import cluster_records, components, lone_confidence, pair_weights
+from matching.expand import RESCUE, TWO_HOP
 from matching.settings import ClusterSettings
 
 HASH_COLUMN = "content_hash"
@@ -103,6 +105,13 @@ class Previous:
     def pairs(self) -> pl.LazyFrame:
         """The previous run's scored pairs (pairs.parquet)."""
         return pl.scan_parquet(self.folder / "pairs.parquet")
+
+    @functools.cached_property
+    def bests(self) -> pl.DataFrame:
+        """Best ``RANKED`` scores per record over the previous run's first-round pairs: what its gap
+        features were taken against (expansion rounds reuse the first round's bests)."""
+        first = self.features.filter(~pl.col("blockers").list.first().is_in([TWO_HOP, RESCUE]))
+        return record_bests(first.select(*PAIR_KEYS, *RANKED), one_catalog=True)["left"]
 
     @property
     def ann(self) -> pl.DataFrame | None:
@@ -459,20 +468,21 @@ def previous_features(previous: Previous, rows: pl.Series) -> pl.LazyFrame:
 
 
 def carried_columns(previous: Previous, rows: pl.Series) -> pl.DataFrame:
-    """``ROW``, keys, ``RANKED`` scores and ``GAP_FEATURES`` of the previous run's feature rows at ``rows``:
-    what taking the gaps again needs, read in one pass."""
-    return previous_features(previous, rows).select(ROW, *PAIR_KEYS, *RANKED, *GAP_FEATURES).collect(
+    """``ROW``, keys and ``RANKED`` scores of the previous run's feature rows at ``rows``: what the
+    per-record bests and the moved pairs need, read in one pass."""
+    return previous_features(previous, rows).select(ROW, *PAIR_KEYS, *RANKED).collect(
         engine="streaming")
 
 
-def moved_rows(columns: pl.DataFrame, bests: dict[str, pl.DataFrame]) -> pl.Series:
+def moved_rows(columns: pl.DataFrame, bests: dict[str, pl.DataFrame], previous: Previous) -> pl.Series:
     """``ROW`` of the pairs in ``columns`` (``carried_columns``) whose features relative to their records'
-    other pairs (``GAP_FEATURES``, taken against ``bests``) are not the previous run's: they are scored
-    again, the others keep their scores."""
-    before = columns.rename({g: f"_was_{g}" for g in GAP_FEATURES})
-    same = pl.all_horizontal(pl.col(g).fill_nan(None).eq_missing(pl.col(f"_was_{g}").fill_nan(None))
-                             for g in GAP_FEATURES)
-    return apply_gaps(before, bests).filter(~same)[ROW]
+    other pairs (``GAP_FEATURES``) can differ from the previous run's: those with a record whose best
+    ``RANKED`` scores (``bests``, one catalog) are not the previous run's. They are scored again, the
+    others keep their scores."""
+    now, before = bests["left"], previous.bests
+    same = pl.all_horizontal(pl.col(n).eq_missing(pl.col(f"{n}_before")) for n in RANKED)
+    moved = now.join(before, on="id", how="full", coalesce=True, suffix="_before").filter(~same)["id"].implode()
+    return columns.filter(pl.col("left_id").is_in(moved) | pl.col("right_id").is_in(moved))[ROW]
 
 
 def rescore_parts(previous: Previous, moved: pl.Series, bests: dict[str, pl.DataFrame], stem: Path,

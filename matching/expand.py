@@ -14,7 +14,7 @@ from features.joins import PAIR_KEYS, join_pairs
 from features.text import tokenize
 from matching.settings import ExpandSettings
 
-BLOCKER = "two_hop"
+TWO_HOP = "two_hop"
 RESCUE = "rescue"
 
 
@@ -47,7 +47,7 @@ def two_hop_pairs(scored: pl.DataFrame, settings: ExpandSettings) -> pl.DataFram
         settings.partners)
     pairs = top.join(top, on="hub", suffix="_b").filter(pl.col("id") < pl.col("id_b")).select(
         pl.col("id").alias("left_id"), pl.col("id_b").alias("right_id")).unique()
-    return _unscored(pairs, scored, BLOCKER)
+    return _unscored(pairs, scored, TWO_HOP)
 
 
 def rescue_pairs(scored: pl.DataFrame, attrs: pl.DataFrame, settings: ExpandSettings) -> pl.DataFrame:

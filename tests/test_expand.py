@@ -6,7 +6,7 @@ import polars as pl
 
 from features.attributes import extract_attributes
 from features.records import conform
-from matching.expand import BLOCKER, RESCUE, rescue_pairs, round_pairs, two_hop_pairs
+from matching.expand import RESCUE, TWO_HOP, rescue_pairs, round_pairs, two_hop_pairs
 from matching.settings import ExpandSettings
 
 
@@ -27,7 +27,7 @@ def test_pairs_two_strong_links_apart_that_were_not_scored():
     links = links.filter(~((pl.col("left_id") == "a") & (pl.col("right_id") == "c")))
     out = two_hop_pairs(links, ExpandSettings())
     assert keys(out) == {("a", "c")}
-    assert out["blockers"].to_list() == [[BLOCKER]] and out["ann_sim"].is_null().all()
+    assert out["blockers"].to_list() == [[TWO_HOP]] and out["ann_sim"].is_null().all()
 
 
 def test_threshold_and_partner_cap_bound_the_pairs():
@@ -86,9 +86,9 @@ def test_a_round_takes_the_two_hop_pairs_and_the_rescue_pairs():
     out = round_pairs(links, phones(), ExpandSettings(), rescue=True)
     # w1 and w2 are two hops apart over w4; w3 is unlinked and finds both (w1 and w2 ask for nothing).
     assert dict(zip(zip(out["left_id"], out["right_id"]), out["blockers"].to_list())) == {
-        ("w1", "w2"): [BLOCKER], ("w1", "w3"): [RESCUE], ("w2", "w3"): [RESCUE],
+        ("w1", "w2"): [TWO_HOP], ("w1", "w3"): [RESCUE], ("w2", "w3"): [RESCUE],
     }
-    assert round_pairs(links, phones(), ExpandSettings(), rescue=False)["blockers"].to_list() == [[BLOCKER]]
+    assert round_pairs(links, phones(), ExpandSettings(), rescue=False)["blockers"].to_list() == [[TWO_HOP]]
     assert round_pairs(links, phones(), ExpandSettings(rescue=False), rescue=True).height == 1
 
 
@@ -103,7 +103,7 @@ def test_training_data_adds_labelled_two_hop_pairs_scored_out_of_fold():
     fast = MatcherSettings(num_boost_round=40, seed=0)
     plain, plain_y = catalog_training_data(records, blocking, fast, ExpandSettings(enabled=False))
     both, y = catalog_training_data(records, blocking, fast, ExpandSettings())
-    hop = both.features.filter(pl.col("blockers").list.contains(BLOCKER))
+    hop = both.features.filter(pl.col("blockers").list.contains(TWO_HOP))
     assert both.features.height == plain.features.height + hop.height and len(y) == both.features.height
     assert hop.height > 0 and both.features.head(plain.features.height).equals(plain.features)
     assert keys(hop).isdisjoint(keys(plain.features))

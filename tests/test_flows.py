@@ -19,7 +19,7 @@ from features.io import write_table
 from flows import pipeline
 from flows.settings import DedupParams, PipelineSettings, RunnerSettings
 from flows.training import train_from_files
-from matching.expand import BLOCKER, two_hop_pairs
+from matching.expand import TWO_HOP, two_hop_pairs
 from matching.settings import ExpandSettings, MatcherSettings
 
 pytestmark = pytest.mark.slow
@@ -175,7 +175,7 @@ def test_each_two_hop_round_scores_the_pairs_the_round_before_it_left(harness, w
     expected = two_hop_pairs(first, two.settings.expand)
     assert expected.height > 0
     assert added.select(keys).sort(keys).equals(expected.select(keys).sort(keys))
-    assert added["blockers"].to_list() == [[BLOCKER]] * added.height
+    assert added["blockers"].to_list() == [[TWO_HOP]] * added.height
     # The first round's pairs keep their scores: the second round only adds.
     assert second.join(first.select(keys), on=keys, how="semi").sort(keys).equals(first.sort(keys))
 
