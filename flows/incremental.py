@@ -23,8 +23,8 @@ run's candidates are not reproducible anyway; there (``neighbour_requery`` "touc
 takes in the inserted vectors that enter its pool instead of being searched again (see ``plan_neighbours``).
 
 Pairs whose two records are unchanged and whose blockers and similarity are the same keep their
-pair-by-pair features; they keep their scores too unless a feature relative to their records' other
-pairs (features.pairs.RANKED gaps, recomputed over all pairs every run) moved. Clustering is redone
+pair-by-pair features; they keep their scores too unless the best score of one of their records, what the
+gap features (features.pairs.RANKED gaps) are relative to, moved. Clustering is redone
 only in the components (over pairs that can join clusters) that a change can reach; see
 ``affected_records``.
 """
@@ -108,8 +108,8 @@ class Previous:
 
     @functools.cached_property
     def bests(self) -> pl.DataFrame:
-        """Best ``RANKED`` scores per record over the previous run's first-round pairs: what its gap
-        features were taken against (expansion rounds reuse the first round's bests)."""
+        """Best ``RANKED`` scores per record over the previous run's first-round pairs (those no expansion
+        round found): what all its gap features were taken against."""
         first = self.features.filter(~pl.col("blockers").list.first().is_in([TWO_HOP, RESCUE]))
         return record_bests(first.select(*PAIR_KEYS, *RANKED), one_catalog=True)["left"]
 
