@@ -25,6 +25,7 @@ def test_left_join_matches_on_both_keys_in_left_order():
 
 
 def test_full_join_keeps_unmatched_rows_of_both_sides():
+    # A full join's row order is not set: compare sorted.
     joined = join_pairs(LEFT, RIGHT, "full", coalesce=True)
     assert joined.height == 5
     assert joined.filter(pl.col("left_id") == "q")["y"].to_list() == [30]
