@@ -18,6 +18,7 @@ import polars as pl
 
 from blocking.metrics import BlockingMetrics, blocking_metrics, truth_from_column, truth_from_file
 from blocking.settings import BlockingSettings
+from features.joins import join_pairs
 from features.records import FORMATS, CatalogError, load_catalog
 from flows.prepare import prepare_catalog, prepare_link, round_features
 from flows.training import catalog_training_data, pair_groups
@@ -125,8 +126,8 @@ def true_pairs(records: pl.DataFrame) -> pl.DataFrame:
     duplicate = truth_from_column(records, "product_id").with_columns(pl.lit("duplicate").alias("label"))
     if "family_id" not in records.columns:
         return duplicate
-    variant = (truth_from_column(records, "family_id").join(duplicate, on=["left_id", "right_id"], how="anti")
-               .with_columns(pl.lit("variant").alias("label")))
+    variant = join_pairs(truth_from_column(records, "family_id"), duplicate, "anti").with_columns(
+        pl.lit("variant").alias("label"))
     return pl.concat([duplicate, variant])
 
 
@@ -162,7 +163,7 @@ def _run_catalog(directory: Path, settings: MatcherSettings, blocking: BlockingS
         scored = pl.concat([scored, clock.time("score", score_pairs, matcher, extra)], how="vertical_relaxed")
     truth = truth_labels(features, test_prep.left, test_prep.right).to_numpy()
     expected = true_pairs(test_records)
-    unscored = expected.join(_pair_keys(features), on=["left_id", "right_id"], how="anti")
+    unscored = join_pairs(expected, _pair_keys(features), "anti")
     missed = dict(unscored.group_by("label").len().rows())
     report = class_report(truth, scored["decision"].to_numpy(), MULTICLASS, positive=("duplicate", "variant"), missed=missed)
     n = test_records.height
@@ -210,9 +211,8 @@ def _cluster_pairs_report(clusters: pl.DataFrame, expected: pl.DataFrame) -> dic
             pl.col("id").alias("left_id"), pl.col("id_r").alias("right_id"))
 
     same_group = members("group_key").with_columns(pl.lit("duplicate").alias("pred"))
-    same_family = members("family_key").join(same_group, on=["left_id", "right_id"], how="anti").with_columns(
-        pl.lit("variant").alias("pred"))
-    both = pl.concat([same_group, same_family]).join(expected, on=["left_id", "right_id"], how="full", coalesce=True)
+    same_family = join_pairs(members("family_key"), same_group, "anti").with_columns(pl.lit("variant").alias("pred"))
+    both = join_pairs(pl.concat([same_group, same_family]), expected, "full", coalesce=True)
     both = both.with_columns(pl.col("pred").fill_null("distinct"), pl.col("label").fill_null("distinct"))
     report = class_report(both["label"].to_numpy(), both["pred"].to_numpy(), MULTICLASS,
                           positive=("duplicate", "variant"))

@@ -14,6 +14,7 @@ from blocking.embed import embed_records, load_embedder
 from blocking.settings import BlockingSettings
 from features.attributes import extract_attributes
 from features.idf import TokenIdf
+from features.joins import PAIR_KEYS, join_pairs
 from features.pairs import pair_features, record_bests
 from matching.expand import round_pairs
 from matching.settings import ExpandSettings
@@ -58,8 +59,8 @@ def annotate_pairs(pairs: pl.DataFrame, candidates: pl.DataFrame, one_catalog: b
         # Candidates of one catalog are stored with left_id < right_id.
         ids = ids.select(pl.min_horizontal("left_id", "right_id").alias("left_id"),
                          pl.max_horizontal("left_id", "right_id").alias("right_id"))
-    found = candidates.select("left_id", "right_id", "blockers", "ann_sim")
-    return ids.join(found, on=["left_id", "right_id"], how="left", maintain_order="left").with_columns(
+    found = candidates.select(*PAIR_KEYS, "blockers", "ann_sim")
+    return join_pairs(ids, found, "left").with_columns(
         pl.col("blockers").fill_null(pl.lit([], dtype=pl.List(pl.String)))
     )
 

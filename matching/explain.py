@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 from rich.progress import Progress
 
+from features.joins import PAIR_KEYS, join_pairs
 from features.pairs import RANKED
 
 TOP_REASONS = 3
@@ -341,8 +342,7 @@ def explain_pairs(matcher: Explainable, scored: pl.DataFrame, features: pl.DataF
     reason_features, reason_contributions, against, against_features, against_contributions.
     """
     names = list(matcher.feature_names)
-    feats = scored.select("left_id", "right_id").join(
-        features.select("left_id", "right_id", *names), on=["left_id", "right_id"], how="left", maintain_order="left")
+    feats = join_pairs(scored.select(PAIR_KEYS), features.select(*PAIR_KEYS, *names), "left")
     lacking = feats.filter(pl.any_horizontal(pl.col(names).is_null())).height
     if lacking:
         raise ValueError(f"{lacking} scored pairs have no feature row")

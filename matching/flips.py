@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
+from features.joins import PAIR_KEYS, join_pairs
 from matching.labels import BINARY, to_binary
 from matching.metrics import class_report
 from matching.model import Matcher, score_pairs
@@ -185,8 +186,7 @@ def export_flips(
     Each row also carries the label, the flip direction and the old model's decision and
     probabilities; reviewers' verdicts come back through `import-reviews` like any review.
     """
-    keys = flips.select("left_id", "right_id")
-    rows = features.join(keys, on=["left_id", "right_id"], how="semi", maintain_order="left")
+    rows = join_pairs(features, flips.select(PAIR_KEYS), "semi")
     if right_records is None:
         records = left_records
     else:
@@ -199,8 +199,7 @@ def export_flips(
             for src, frame in (("left", left_records), ("right", right_records))
         ], how="diagonal_relaxed")
     run = RunFolder(Path(out), score_pairs(new, rows).lazy(), rows.lazy(), records.lazy(), new)
-    review = build_review(run).join(
-        flips.select("left_id", "right_id", "label", "flip", "old_decision", pl.col("^old_p_.*$")),
-        on=["left_id", "right_id"], how="left", maintain_order="left",
+    review = join_pairs(
+        build_review(run), flips.select(*PAIR_KEYS, "label", "flip", "old_decision", pl.col("^old_p_.*$")), "left",
     ).sort("flip", maintain_order=True)
     return write_review(review, out, heading)

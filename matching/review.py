@@ -17,6 +17,7 @@ from typing import Literal
 import polars as pl
 
 from features.io import csv_unsafe, write_table, write_text
+from features.joins import PAIR_KEYS, join_pairs
 from features.records import CatalogError, read_raw
 from matching.explain import AGAINST_COLUMNS, REASON_COLUMNS, explain_pairs
 from matching.labels import MULTICLASS
@@ -127,7 +128,7 @@ def build_review(run: RunFolder, only: Only = "all", limit: int | None = None) -
     queue = select_queue(run.pairs, only, limit)
     ids = pl.concat([queue["left_id"], queue["right_id"]]).unique().implode()
     records = run.records.filter(pl.col("id").is_in(ids)).collect()
-    features = run.features.join(queue.lazy().select("left_id", "right_id"), on=["left_id", "right_id"], how="semi").collect()
+    features = join_pairs(run.features, queue.select(PAIR_KEYS), "semi")
     explained = explain_pairs(run.matcher, queue, features, records)
     sides = _side_columns(records, run.groups)
     for which in ("left", "right"):
