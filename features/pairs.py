@@ -322,10 +322,10 @@ def _chunk_features(
     return pl.concat([pairs, feats], how="horizontal")
 
 
-def _row_index(ids: pl.Series, frame: pl.DataFrame, side: str) -> np.ndarray:
-    """Row positions of ``ids`` in ``frame['id']``; unknown ids are an input error."""
+def _row_index(ids: pl.Series, known: pl.Series, side: str) -> np.ndarray:
+    """Row positions of ``ids`` in ``known``; unknown ids are an input error."""
     found = pl.DataFrame({"id": ids}).join(
-        frame.select(pl.col("id").cast(pl.String)).with_row_index("row"), on="id", how="left", maintain_order="left"
+        known.to_frame("id").with_row_index("row"), on="id", how="left", maintain_order="left"
     )["row"]
     if found.null_count():
         bad = found.is_null().arg_max()
@@ -372,22 +372,41 @@ def best_gaps(feats: pl.DataFrame, one_catalog: bool) -> pl.DataFrame:
     return apply_gaps(feats, record_bests(feats, one_catalog))
 
 
-def pair_features(
-    pairs: pl.DataFrame, left: pl.DataFrame, right: pl.DataFrame,
-    left_emb: np.ndarray | None, right_emb: np.ndarray | None, idf: TokenIdf,
-    bests: dict[str, pl.DataFrame] | None = None,
-) -> pl.DataFrame:
-    """Return ``pairs`` plus one Float32 column per name in FEATURE_NAMES (NaN = missing).
+@dataclass
+class RecordValues:
+    """Per-record values of the records pairs refer to (one catalog, or two sources), computed once and
+    shared by every chunk of pairs among them."""
+
+    left_ids: pl.Series
+    right_ids: pl.Series
+    left: _Side
+    right: _Side  # the same object as ``left`` in one catalog
+    vocab: _Vocab
+    left_emb: np.ndarray | None
+    right_emb: np.ndarray | None
+
+
+def record_values(left: pl.DataFrame, right: pl.DataFrame, left_emb: np.ndarray | None,
+                  right_emb: np.ndarray | None, idf: TokenIdf) -> RecordValues:
+    """Tokens, IDF masses and texts of each record; ``right`` is ``left`` for one catalog."""
+    frames = [_side_frame(left)] if left is right else [_side_frame(left), _side_frame(right)]
+    sides, vocab = _sides(frames, idf)
+    return RecordValues(left["id"].cast(pl.String), right["id"].cast(pl.String), sides[0], sides[-1], vocab,
+                        left_emb, right_emb)
+
+
+def values_features(pairs: pl.DataFrame, values: RecordValues,
+                    bests: dict[str, pl.DataFrame] | None = None) -> pl.DataFrame:
+    """Return ``pairs`` plus one Float32 column per name in FEATURE_NAMES (NaN = missing), from records'
+    precomputed ``values``.
 
     Gap features compare each pair with the best pair of its records among ``pairs``, or, given
     ``bests`` (from ``record_bests``), with those of an earlier round of pairs.
     """
     pairs = pairs.drop(FEATURE_NAMES, strict=False)
-    li = _row_index(pairs["left_id"].cast(pl.String), left, "left")
-    ri = _row_index(pairs["right_id"].cast(pl.String), right, "right")
-    frames = [_side_frame(left)] if left is right else [_side_frame(left), _side_frame(right)]
-    sides, vocab = _sides(frames, idf)
-    ls, rs = sides[0], sides[-1]
+    li = _row_index(pairs["left_id"].cast(pl.String), values.left_ids, "left")
+    ri = _row_index(pairs["right_id"].cast(pl.String), values.right_ids, "right")
+    ls, rs = values.left, values.right
     chunks = []
     with Progress(transient=True) as progress:
         task = progress.add_task("pair features", total=pairs.height)
@@ -395,9 +414,20 @@ def pair_features(
             stop = min(start + CHUNK_PAIRS, pairs.height)
             cl, cr = li[start:stop], ri[start:stop]
             chunks.append(_chunk_features(
-                pairs.slice(start, stop - start), ls, rs, cl, cr, _cosine(left_emb, right_emb, cl, cr), vocab
+                pairs.slice(start, stop - start), ls, rs, cl, cr, _cosine(values.left_emb, values.right_emb, cl, cr),
+                values.vocab,
             ))
             progress.advance(task, stop - start)
     feats = pl.concat(chunks)
-    feats = best_gaps(feats, left is right) if bests is None else apply_gaps(feats, bests)
+    feats = best_gaps(feats, ls is rs) if bests is None else apply_gaps(feats, bests)
     return feats.select(*pairs.columns, *FEATURE_NAMES)
+
+
+def pair_features(
+    pairs: pl.DataFrame, left: pl.DataFrame, right: pl.DataFrame,
+    left_emb: np.ndarray | None, right_emb: np.ndarray | None, idf: TokenIdf,
+    bests: dict[str, pl.DataFrame] | None = None,
+) -> pl.DataFrame:
+    """Return ``pairs`` plus one Float32 column per name in FEATURE_NAMES (as ``values_features``), the
+    records' values computed here."""
+    return values_features(pairs, record_values(left, right, left_emb, right_emb, idf), bests)

@@ -26,7 +26,7 @@ from features.attributes import extract_attributes
 from features.idf import TokenIdf
 from features.io import file_hash, frame_hash, write_json, write_table
 from features.joins import PAIR_KEYS
-from features.pairs import FEATURE_NAMES, FEATURE_REVISION, RANKED, record_bests
+from features.pairs import FEATURE_NAMES, FEATURE_REVISION, RANKED, RecordValues, record_bests
 from features.records import CatalogError, load_catalog
 from flows import __version__, incremental, pipeline
 from flows.incremental import ROW, Blocked, Carried, Delta, Previous
@@ -112,10 +112,10 @@ def block_catalog_task(left: Side, settings: Any, previous: Previous | None, del
 
 
 @task(name="features-chunk", **heavy)
-def features_task(pairs: pl.DataFrame, left: Side, right: Side, idf: TokenIdf, cache: StageCache,
-                  key: str, path: Path) -> Path:
-    """Pair features of one chunk, cached by content hash and kept as a Parquet part."""
-    feats = cache.frame("features", key, lambda: pipeline.chunk_features(pairs, left, right, idf, FEATURE_NAMES))
+def features_task(pairs: pl.DataFrame, values: RecordValues | None, cache: StageCache, key: str, path: Path) -> Path:
+    """Pair features of one chunk, cached by content hash and kept as a Parquet part (``values`` None:
+    the chunk is in the cache)."""
+    feats = cache.frame("features", key, lambda: pipeline.chunk_features(pairs, values, FEATURE_NAMES))
     return write_table(feats, path)
 
 
@@ -185,14 +185,16 @@ class _Rounds:
             if self.previous is not None:
                 mask, reused = incremental.reusable_rows(pairs, self.previous, self.delta)
                 pairs = pairs.filter(~pl.Series(mask))
-            todo = pipeline.locality_order(pairs, self.left, self.other)
-            bounds = pipeline.shard_bounds(todo.height, self.chunk_size)
+            bounds = pipeline.shard_bounds(pairs.height, self.chunk_size)
+            chunks = [pairs.slice(a, b - a) for a, b in bounds]
+            keys = [content_key("features", *self.feature_key, frame_hash(chunk)) for chunk in chunks]
+            missing = [chunk for chunk, key in zip(chunks, keys) if not self.cache.has("features", key)]
+            values = pipeline.round_values(pl.concat(missing), self.left, self.other, self.idf) if missing else None
             parts = _map_in_order([
-                features_task.submit(todo.slice(a, b - a), self.left, self.other, self.idf, self.cache,
-                                     content_key("features", *self.feature_key, frame_hash(todo.slice(a, b - a))),
-                                     self.parts_dir / f"{name}-{i:05d}.parquet")
-                for i, (a, b) in enumerate(bounds)
+                features_task.submit(chunk, values, self.cache, key, self.parts_dir / f"{name}-{i:05d}.parquet")
+                for i, (chunk, key) in enumerate(zip(chunks, keys))
             ], progress, 0, 2 * len(bounds))
+            del values  # every record of the round's, not needed while scoring
             ranked = [pl.scan_parquet(parts).select(*PAIR_KEYS, *RANKED)]
             if reused is not None:
                 columns = incremental.carried_columns(self.previous, reused[ROW])

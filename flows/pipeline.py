@@ -15,7 +15,7 @@ import polars as pl
 from features.attributes import ATTRIBUTE_COLUMNS
 from features.io import atomic_dir, file_hash, write_json, write_table
 from features.joins import PAIR_KEYS, join_pairs
-from features.pairs import apply_gaps, pair_features
+from features.pairs import RecordValues, apply_gaps, record_values, values_features
 from flows.incremental import ANN_FILE, ATTRIBUTES_FILE, BRANDS_FILE, FEATURES_FILE, IDF_FILE, INDEX_FILE, save_index
 from matching.labels import MULTICLASS
 from matching.metrics import class_report
@@ -38,7 +38,7 @@ class Side:
     def subset(self, ids: pl.Series) -> Side:
         """The rows of these ids (and only those), in catalog order."""
         rows = np.flatnonzero(self.attrs["id"].is_in(ids.implode()).to_numpy())
-        return Side(self.attrs[rows], self.emb[rows])
+        return self if len(rows) == self.attrs.height else Side(self.attrs[rows], self.emb[rows])
 
 
 @dataclass
@@ -64,38 +64,25 @@ def shard_bounds(n: int, size: int) -> list[tuple[int, int]]:
     return [(start, min(start + size, n)) for start in range(0, n, size)] or [(0, 0)]
 
 
-def locality_order(pairs: pl.DataFrame, left: Side, right: Side) -> pl.DataFrame:
-    """``pairs`` ordered by the core titles of their records, so that consecutive chunks of pairs share
-    records: per-record work is done once per chunk, and in id order each record of a million-listing
-    catalog fell in ~11 chunks (~4 in this order)."""
-    def ranks(side: Side, end: str) -> pl.DataFrame:
-        key = pl.struct(pl.col("attr_core").fill_null(""), "id").rank("ordinal")
-        return side.attrs.select(pl.col("id").alias(end), key.alias(f"_{end}"))
-
-    keyed = pairs.join(ranks(left, "left_id"), on="left_id", how="left").join(
-        ranks(right, "right_id"), on="right_id", how="left")
-    lo, hi = pl.col("_left_id"), pl.col("_right_id")
-    if left is right:
-        lo, hi = pl.min_horizontal(lo, hi), pl.max_horizontal(lo, hi)
-    return keyed.sort(lo, hi).select(pairs.columns)
-
-
 @functools.lru_cache(maxsize=4)
 def load_matcher(model_dir: str) -> Matcher:
     """Load a model folder once per process (tasks on Dask workers reuse it)."""
     return Matcher.load(Path(model_dir))
 
 
-def chunk_features(pairs: pl.DataFrame, left: Side, right: Side, idf: Any, feature_names: list[str]) -> pl.DataFrame:
-    """Pair features for one chunk of candidate pairs, keeping the pair columns."""
-    # Per-record work (tokens, IDF weights) then covers the chunk's records, not the whole catalog
-    # once per chunk, which made feature time grow with catalog size x number of chunks.
+def round_values(pairs: pl.DataFrame, left: Side, right: Side, idf: Any) -> RecordValues:
+    """Per-record feature values of the records ``pairs`` name, computed once for all of a round's chunks."""
+    # Taken per chunk instead, a million-listing run did each record's work in ~4 of its 33 chunks.
     if left is right:
         left = right = left.subset(pl.concat([pairs["left_id"], pairs["right_id"]]))
     else:
         left, right = left.subset(pairs["left_id"]), right.subset(pairs["right_id"])
-    feats = pair_features(pairs, left.attrs, right.attrs, left.emb, right.emb, idf)
-    return feats.select(["left_id", "right_id", "blockers", *feature_names])
+    return record_values(left.attrs, right.attrs, left.emb, right.emb, idf)
+
+
+def chunk_features(pairs: pl.DataFrame, values: RecordValues, feature_names: list[str]) -> pl.DataFrame:
+    """Pair features for one chunk of candidate pairs, keeping the pair columns."""
+    return values_features(pairs, values).select(["left_id", "right_id", "blockers", *feature_names])
 
 
 def regap_parts(parts: list[Path], bests: dict[str, pl.DataFrame]) -> None:

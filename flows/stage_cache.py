@@ -38,6 +38,14 @@ class StageCache:
         """File that holds the stage result for ``key``."""
         return self.root / stage / f"{key}.parquet"
 
+    def has(self, stage: str, key: str) -> bool:
+        """Whether a readable result for ``key`` is kept (its Parquet footer reads)."""
+        try:
+            pl.read_parquet_schema(self.path(stage, key))
+            return True
+        except Exception:  # missing, torn or foreign: computed again
+            return False
+
     def frame(self, stage: str, key: str, compute: Callable[[], pl.DataFrame]) -> pl.DataFrame:
         """Return the cached frame for ``key`` or compute, store and return it."""
         path = self.path(stage, key)

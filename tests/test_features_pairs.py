@@ -217,3 +217,20 @@ def test_gaps_over_separately_computed_chunks_equal_gaps_over_all(attrs: pl.Data
     rejoined = pl.concat([apply_gaps(c, bests) for c in chunks])
     assert len(rows) > 3
     assert rejoined.select(pl.col("^.*_gap_.*$")).equals(whole.select(pl.col("^.*_gap_.*$")))
+
+
+def test_values_over_more_records_give_the_same_features(attrs: pl.DataFrame) -> None:
+    """A dedup round computes record values once for all its chunks, over all of the round's records."""
+    from features.pairs import record_values, values_features
+
+    rng = np.random.default_rng(5)
+    emb = rng.normal(size=(attrs.height, 8)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    rows = [("s1", "s2"), ("h1", "h2"), ("n1", "i2")]
+    named = attrs["id"].is_in([i for pair in rows for i in pair]).to_numpy()
+    few, few_emb = attrs.filter(pl.Series(named)), emb[named]
+    idf = TokenIdf.fit(attrs["title"])
+    from_all = values_features(_pairs(rows), record_values(attrs, attrs, emb, emb, idf))
+    from_few = pair_features(_pairs(rows), few, few, few_emb, few_emb, idf)
+    assert few.height == 6 < attrs.height
+    assert from_all.equals(from_few)
