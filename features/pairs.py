@@ -322,15 +322,33 @@ def _chunk_features(
     return pl.concat([pairs, feats], how="horizontal")
 
 
-def _row_index(ids: pl.Series, known: pl.Series, side: str) -> np.ndarray:
-    """Row positions of ``ids`` in ``known``; unknown ids are an input error."""
-    found = pl.DataFrame({"id": ids}).join(
-        known.to_frame("id").with_row_index("row"), on="id", how="left", maintain_order="left"
-    )["row"]
-    if found.null_count():
-        bad = found.is_null().arg_max()
-        raise CatalogError("<pairs>", f"id {ids[bad]!r} is not in the {side} records", row=bad + 1, column=f"{side}_id")
-    return found.to_numpy().astype(np.int64)
+@dataclass
+class _IdRows:
+    """Records' ids sorted once, so each chunk of pairs finds its rows by binary search: a join against
+    a million ids rebuilt its hash table for every chunk (0.46 s a chunk; this 0.23 s)."""
+
+    order: pl.Series  # row of each sorted id
+    ids: pl.Series  # sorted
+
+    @classmethod
+    def of(cls, ids: pl.Series) -> _IdRows:
+        """Index the ids of one side's records, in row order."""
+        ids = ids.cast(pl.String)
+        order = ids.arg_sort()
+        return cls(order, ids.gather(order))
+
+    def rows(self, ids: pl.Series, side: str) -> np.ndarray:
+        """Row positions of ``ids``; unknown ids are an input error."""
+        pos = self.ids.search_sorted(ids).clip(0, max(self.ids.len() - 1, 0))
+        if self.ids.len():
+            known = (self.ids.gather(pos) == ids).fill_null(False)
+        else:
+            known = pl.Series(np.zeros(ids.len(), dtype=bool))
+        if not known.all():
+            bad = int((~known).arg_max())
+            raise CatalogError("<pairs>", f"id {ids[bad]!r} is not in the {side} records", row=bad + 1,
+                               column=f"{side}_id")
+        return self.order.gather(pos).to_numpy().astype(np.int64)
 
 
 def record_bests(feats: pl.DataFrame | pl.LazyFrame, one_catalog: bool) -> dict[str, pl.DataFrame]:
@@ -377,8 +395,8 @@ class RecordValues:
     """Per-record values of the records pairs refer to (one catalog, or two sources), computed once and
     shared by every chunk of pairs among them."""
 
-    left_ids: pl.Series
-    right_ids: pl.Series
+    left_rows: _IdRows
+    right_rows: _IdRows
     left: _Side
     right: _Side  # the same object as ``left`` in one catalog
     vocab: _Vocab
@@ -391,8 +409,9 @@ def record_values(left: pl.DataFrame, right: pl.DataFrame, left_emb: np.ndarray 
     """Tokens, IDF masses and texts of each record; ``right`` is ``left`` for one catalog."""
     frames = [_side_frame(left)] if left is right else [_side_frame(left), _side_frame(right)]
     sides, vocab = _sides(frames, idf)
-    return RecordValues(left["id"].cast(pl.String), right["id"].cast(pl.String), sides[0], sides[-1], vocab,
-                        left_emb, right_emb)
+    left_rows = _IdRows.of(left["id"])
+    right_rows = left_rows if left is right else _IdRows.of(right["id"])
+    return RecordValues(left_rows, right_rows, sides[0], sides[-1], vocab, left_emb, right_emb)
 
 
 def values_features(pairs: pl.DataFrame, values: RecordValues,
@@ -404,8 +423,8 @@ def values_features(pairs: pl.DataFrame, values: RecordValues,
     ``bests`` (from ``record_bests``), with those of an earlier round of pairs.
     """
     pairs = pairs.drop(FEATURE_NAMES, strict=False)
-    li = _row_index(pairs["left_id"].cast(pl.String), values.left_ids, "left")
-    ri = _row_index(pairs["right_id"].cast(pl.String), values.right_ids, "right")
+    li = values.left_rows.rows(pairs["left_id"].cast(pl.String), "left")
+    ri = values.right_rows.rows(pairs["right_id"].cast(pl.String), "right")
     ls, rs = values.left, values.right
     chunks = []
     with Progress(transient=True) as progress:
