@@ -77,6 +77,15 @@ class _Side:
     idf_sum: np.ndarray  # IDF mass of each title's tokens
     core_idf_sum: np.ndarray  # IDF mass of each core title's tokens
 
+    def at(self, rows: np.ndarray) -> _Side:
+        """The values of the records at ``rows`` only, renumbered in that order."""
+        return _Side(
+            frame=self.frame[rows], texts={k: v[rows] for k, v in self.texts.items()},
+            present={k: v[rows] for k, v in self.present.items()},
+            compact={k: v.gather(rows) for k, v in self.compact.items()},
+            idf_sum=self.idf_sum[rows], core_idf_sum=self.core_idf_sum[rows],
+        )
+
 
 def _side_frame(attrs: pl.DataFrame) -> pl.DataFrame:
     """The per-record columns the features read, under short names."""
@@ -350,6 +359,12 @@ class _IdRows:
                                column=f"{side}_id")
         return self.order.gather(pos).to_numpy().astype(np.int64)
 
+    def at(self, rows: np.ndarray) -> _IdRows:
+        """The index of the records at ``rows`` (ascending) only, renumbered 0..len(rows)-1."""
+        order = self.order.to_numpy()
+        kept = np.flatnonzero(np.isin(order, rows))  # sorted positions, so the ids stay sorted
+        return _IdRows(pl.Series(np.searchsorted(rows, order[kept])), self.ids.gather(kept))
+
 
 def record_bests(feats: pl.DataFrame | pl.LazyFrame, one_catalog: bool) -> dict[str, pl.DataFrame]:
     """Best RANKED scores per record over ``feats``; keys "left" and "right" (one table for one catalog).
@@ -402,6 +417,23 @@ class RecordValues:
     vocab: _Vocab
     left_emb: np.ndarray | None
     right_emb: np.ndarray | None
+
+    def only(self, pairs: pl.DataFrame) -> RecordValues:
+        """The values of just the records ``pairs`` name: what a task elsewhere (a Dask worker) needs for
+        them, instead of every record of the round."""
+        left = np.unique(self.left_rows.rows(pairs["left_id"].cast(pl.String), "left"))
+        right = np.unique(self.right_rows.rows(pairs["right_id"].cast(pl.String), "right"))
+        one_catalog = self.left is self.right
+        if one_catalog:
+            left = right = np.union1d(left, right)
+
+        def side(ids: _IdRows, values: _Side, emb: np.ndarray | None, rows: np.ndarray):
+            return ids.at(rows), values.at(rows), None if emb is None else emb[rows]
+
+        left_rows, left_side, left_emb = side(self.left_rows, self.left, self.left_emb, left)
+        right_rows, right_side, right_emb = ((left_rows, left_side, left_emb) if one_catalog
+                                             else side(self.right_rows, self.right, self.right_emb, right))
+        return RecordValues(left_rows, right_rows, left_side, right_side, self.vocab, left_emb, right_emb)
 
 
 def record_values(left: pl.DataFrame, right: pl.DataFrame, left_emb: np.ndarray | None,

@@ -169,6 +169,7 @@ class _Rounds:
     chunk_size: int
     one_catalog: bool
     probe: StageProbe
+    remote: bool  # tasks run in other processes (Dask), which are sent only their chunk's records
     carried: Carried | None = field(init=False)
     parts: list[Path] = field(init=False, default_factory=list)  # every round's computed or rescored features
 
@@ -188,11 +189,14 @@ class _Rounds:
             bounds = pipeline.shard_bounds(pairs.height, self.chunk_size)
             chunks = [pairs.slice(a, b - a) for a, b in bounds]
             keys = [content_key("features", *self.feature_key, frame_hash(chunk)) for chunk in chunks]
-            missing = [chunk for chunk, key in zip(chunks, keys) if not self.cache.has("features", key)]
+            cached = [self.cache.has("features", key) for key in keys]
+            missing = [chunk for chunk, hit in zip(chunks, cached) if not hit]
             values = pipeline.round_values(pl.concat(missing), self.left, self.other, self.idf) if missing else None
+            # A task in another process (Dask) is sent its chunk's records only, not the round's.
             parts = _map_in_order([
-                features_task.submit(chunk, values, self.cache, key, self.parts_dir / f"{name}-{i:05d}.parquet")
-                for i, (chunk, key) in enumerate(zip(chunks, keys))
+                features_task.submit(chunk, None if hit else values.only(chunk) if self.remote else values,
+                                     self.cache, key, self.parts_dir / f"{name}-{i:05d}.parquet")
+                for i, (chunk, key, hit) in enumerate(zip(chunks, keys, cached))
             ], progress, 0, 2 * len(bounds))
             del values  # every record of the round's, not needed while scoring
             ranked = [pl.scan_parquet(parts).select(*PAIR_KEYS, *RANKED)]
@@ -279,7 +283,7 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
         feature_key = [__version__, FEATURE_REVISION, FEATURE_NAMES, *data_key, idf.to_json()]
         rounds = _Rounds(left, other, idf, cache, feature_key,
                          previous if reuse_records and not idf_refit else None, delta, Path(parts_dir), params.model,
-                         settings.runner.pair_chunk_size, one_catalog, probe)
+                         settings.runner.pair_chunk_size, one_catalog, probe, settings.runner.kind == "dask")
         scored, reused_count, bests = rounds.run(pairs, "candidate")
         for hop in range(settings.expand.rounds if one_catalog and settings.expand.enabled else 0):
             with probe.stage("expand"):

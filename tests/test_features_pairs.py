@@ -234,3 +234,24 @@ def test_values_over_more_records_give_the_same_features(attrs: pl.DataFrame) ->
     from_few = pair_features(_pairs(rows), few, few, few_emb, few_emb, idf)
     assert few.height == 6 < attrs.height
     assert from_all.equals(from_few)
+
+
+def test_a_chunks_own_values_give_the_same_features(attrs: pl.DataFrame) -> None:
+    """A Dask task is sent the values of its chunk's records only; its features are those from all."""
+    from features.pairs import record_values, values_features
+
+    rng = np.random.default_rng(6)
+    emb = rng.normal(size=(attrs.height, 8)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    rows = [("s1", "s2"), ("h1", "h2"), ("n1", "i2"), ("s2", "h1")]
+    idf = TokenIdf.fit(attrs["title"])
+    for right in (attrs, attrs.clone()):  # one catalog, then two sources
+        values = record_values(attrs, right, emb, emb.copy(), idf)
+        own = values.only(_pairs(rows))
+        # In one catalog a record is on either side of its pairs; across two sources, on its own side.
+        lefts = {i for pair in rows for i in pair} if right is attrs else {a for a, _ in rows}
+        assert own.left_rows.ids.to_list() == sorted(lefts)
+        assert len(own.left_emb) == len(lefts) < attrs.height
+        assert values_features(_pairs(rows), own).equals(values_features(_pairs(rows), values))
+    with pytest.raises(CatalogError, match="not in the left records"):
+        values.only(_pairs([("nope", "s1")]))
