@@ -38,6 +38,12 @@ def attrs() -> pl.DataFrame:
     return extract_attributes(conform(raw))
 
 
+def _unit_vectors(n: int, dim: int, seed: int) -> np.ndarray:
+    """``n`` random unit vectors (stand-in embeddings), seeded."""
+    emb = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
+    return emb / np.linalg.norm(emb, axis=1, keepdims=True)
+
+
 def _pairs(rows: list[tuple[str, str]], blockers: list[list[str]] | None = None) -> pl.DataFrame:
     blockers = blockers if blockers is not None else [["ann"]] * len(rows)
     return pl.DataFrame(
@@ -125,9 +131,7 @@ def test_rare_shared_tokens_weigh_more() -> None:
 
 
 def test_embedding_cosine_is_row_dot(attrs: pl.DataFrame) -> None:
-    rng = np.random.default_rng(3)
-    emb = rng.normal(size=(attrs.height, 16)).astype(np.float32)
-    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    emb = _unit_vectors(attrs.height, 16, seed=3)
     (row,) = _features(attrs, [("n1", "i2")], emb=emb)
     assert row["emb_cosine"] == pytest.approx(float(emb[0] @ emb[3]), abs=1e-5)
 
@@ -183,9 +187,7 @@ def test_versions_editions_and_model_stems() -> None:
 
 
 def test_scores_relative_to_each_records_best_candidate(attrs: pl.DataFrame) -> None:
-    rng = np.random.default_rng(5)
-    emb = rng.normal(size=(attrs.height, 8)).astype(np.float32)
-    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    emb = _unit_vectors(attrs.height, 8, seed=5)
     rows = [("s1", "s2"), ("s1", "s3"), ("n1", "s1"), ("h1", "h2")]
     out = pair_features(_pairs(rows), attrs, attrs, emb, emb, TokenIdf.fit(attrs["title"]))
     cos = out["emb_cosine"].to_numpy()
@@ -223,9 +225,7 @@ def test_values_over_more_records_give_the_same_features(attrs: pl.DataFrame) ->
     """A dedup round computes record values once for all its chunks, over all of the round's records."""
     from features.pairs import record_values, values_features
 
-    rng = np.random.default_rng(5)
-    emb = rng.normal(size=(attrs.height, 8)).astype(np.float32)
-    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    emb = _unit_vectors(attrs.height, 8, seed=5)
     rows = [("s1", "s2"), ("h1", "h2"), ("n1", "i2")]
     named = attrs["id"].is_in([i for pair in rows for i in pair]).to_numpy()
     few, few_emb = attrs.filter(pl.Series(named)), emb[named]
@@ -240,9 +240,7 @@ def test_a_chunks_own_values_give_the_same_features(attrs: pl.DataFrame) -> None
     """A Dask task is sent the values of its chunk's records only; its features are those from all."""
     from features.pairs import record_values, values_features
 
-    rng = np.random.default_rng(6)
-    emb = rng.normal(size=(attrs.height, 8)).astype(np.float32)
-    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    emb = _unit_vectors(attrs.height, 8, seed=6)
     rows = [("s1", "s2"), ("h1", "h2"), ("n1", "i2"), ("s2", "h1")]
     idf = TokenIdf.fit(attrs["title"])
     for right in (attrs, attrs.clone()):  # one catalog, then two sources
