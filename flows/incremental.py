@@ -43,7 +43,7 @@ import faiss
 import numpy as np
 import polars as pl
 
-from blocking.ann import RerankAttrs, best_k, build_index, neighbours, tune_search
+from blocking.ann import Lists, RerankAttrs, best_k, build_index, neighbours, tune_search
 from blocking.candidates import generate_candidates
 from blocking.embed import embed_texts, load_embedder, record_texts
 from blocking.settings import BlockingSettings
@@ -200,13 +200,15 @@ def record_attributes(records: pl.DataFrame, brands: list[str], previous: Previo
 
 
 def query_neighbours(index: faiss.Index, emb: np.ndarray, attrs: pl.DataFrame, rows: np.ndarray,
-                     settings: BlockingSettings, progress: bool = True) -> pl.DataFrame:
-    """Neighbours of the records at ``rows`` (the record itself left out) with their pool boundary."""
+                     settings: BlockingSettings, progress: bool = True, lists: Lists | None = None) -> pl.DataFrame:
+    """Neighbours of the records at ``rows`` (the record itself left out) with their pool boundary
+    (``lists``: the IVF lists of all records, when the index was built from ``emb``)."""
     if not len(rows):
         return pl.DataFrame(schema=ANN_SCHEMA)
     # The record finds itself; asking for one more in pool and result keeps blocking's pool size.
     wider = settings.model_copy(update={"k": settings.k + 1, "ann_pool": max(settings.ann_pool, settings.k) + 1})
-    found, bounds = neighbours(index, emb[rows], RerankAttrs(attrs[rows]), RerankAttrs(attrs), wider, False, progress)
+    found, bounds = neighbours(index, emb[rows], RerankAttrs(attrs[rows]), RerankAttrs(attrs), wider, False, progress,
+                               None if lists is None else (lists[0][rows], lists[1][rows]))
     ids = attrs["id"]
     found = (
         found.with_columns(pl.Series("row", rows[found["query"].to_numpy()]))
@@ -313,7 +315,7 @@ def updated_index(previous: Previous, ids: pl.Series, emb: np.ndarray, delta: De
     a fresh index when the catalog is small enough for exact search or none was kept."""
     path = previous.folder / INDEX_FILE
     if len(ids) <= settings.exact_max_records or not path.is_file():
-        return build_index(emb, settings)
+        return build_index(emb, settings)[:2]
     faiss.omp_set_num_threads(settings.threads or os.cpu_count() or 1)
     index = faiss.read_index(str(path))
     ivf = faiss.extract_index_ivf(index)
@@ -383,8 +385,9 @@ def block_catalog(attrs: pl.DataFrame, emb: np.ndarray, settings: BlockingSettin
     prev_ann = previous.ann if (reuse and previous is not None) else None
     started = time.perf_counter()
     patched = pl.DataFrame(schema=ANN_SCHEMA)
+    lists = None
     if prev_ann is None:
-        index, kind = build_index(emb, settings)
+        index, kind, lists = build_index(emb, settings)
         rows = np.arange(len(ids))
     else:
         index, kind = updated_index(previous, ids, emb, delta, settings)
@@ -394,7 +397,7 @@ def block_catalog(attrs: pl.DataFrame, emb: np.ndarray, settings: BlockingSettin
         rows, patched = plan.rows, plan.patched
     seconds = {"index": time.perf_counter() - started}
     started = time.perf_counter()
-    ann = pl.concat([query_neighbours(index, emb, attrs, rows, settings, progress), patched])
+    ann = pl.concat([query_neighbours(index, emb, attrs, rows, settings, progress, lists), patched])
     if prev_ann is not None:
         kept = prev_ann.join(ann.select("id"), on="id", how="anti").join(ids.to_frame("id"), on="id", how="semi")
         ann = ids.to_frame("id").join(pl.concat([kept, ann]), on="id", how="left", maintain_order="left")

@@ -63,7 +63,7 @@ def test_reranking_prefers_the_same_colour_and_title():
 def test_ivf_search_order_groups_queries_and_keeps_each_querys_result():
     emb = clustered(200, 3)
     settings = BlockingSettings(k=2, ann_pool=4, exact_max_records=100, min_similarity=-1.0)
-    index, _ = build_index(emb, settings)
+    index = build_index(emb, settings).index
     order = search_order(coarse_lists(faiss.extract_index_ivf(index), emb), len(emb))
     _, nearest = faiss.extract_index_ivf(index).quantizer.search(emb, 1)
     assert sorted(order) == list(range(len(emb))) and (np.diff(nearest[order, 0]) >= 0).all()
@@ -75,3 +75,21 @@ def test_ivf_search_order_groups_queries_and_keeps_each_querys_result():
     assert found["query"].is_sorted()
     best = found.group_by("query", maintain_order=True).agg(pl.col("hit"))["hit"].to_list()
     assert [set(b) for b in best] == [set(r[:2]) for r in rows]
+
+
+def test_ivf_index_files_each_vector_under_the_first_list_its_own_search_probes():
+    emb = clustered(200, 3)
+    settings = BlockingSettings(k=2, ann_pool=4, exact_max_records=100, min_similarity=-1.0)
+    built = build_index(emb, settings)
+    ivf = faiss.extract_index_ivf(built.index)
+    filed = np.full(len(emb), -1)
+    for lst in range(ivf.nlist):
+        if size := ivf.invlists.list_size(lst):
+            filed[faiss.rev_swig_ptr(ivf.invlists.get_ids(lst), size)] = lst
+    assert ivf.ntotal == len(emb) and (filed == built.lists[1][:, 0]).all()
+    _, nearest = ivf.quantizer.search(emb, 1)
+    assert (filed == nearest[:, 0]).all()
+    attrs = RerankAttrs(frame([""] * len(emb)))
+    given = neighbours(built.index, emb, attrs, attrs, settings, False, False, built.lists)
+    found = neighbours(built.index, emb, attrs, attrs, settings, False, False)
+    assert given.pairs.equals(found.pairs) and np.array_equal(given.bounds, found.bounds)

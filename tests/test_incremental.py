@@ -168,7 +168,7 @@ def test_patched_neighbour_lists_agree_with_a_fresh_search(harness, ws):
     delta = incremental.diff_records(incremental.content_hashes(later), previous)
     attrs = extract_attributes(later, colour_brands(pl.read_parquet(ws["base"])))
     emb = embed_records(attrs, ws["blocking"])
-    index, _ = build_index(emb, ws["blocking"])
+    index = build_index(emb, ws["blocking"]).index
     plan = incremental.plan_neighbours(index, attrs, emb, delta, previous.ann, emb[:0], ws["blocking"],
                                        previous.records.height, exact=False)
     assert plan.patched.height > 0 and len(plan.rows) < later.height
