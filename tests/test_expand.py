@@ -41,6 +41,12 @@ def test_threshold_and_partner_cap_bound_the_pairs():
     assert keys(two_hop_pairs(hub, ExpandSettings(min_probability=0.625))) == keys(capped)
 
 
+def test_equally_strong_partners_are_capped_in_id_order():
+    # Ids listed out of order, all links equally strong: the 2 partners kept are the 2 smallest ids.
+    hub = scored([("m", r, 0.6, 0.1) for r in ("q", "b", "z", "a")] + [("c", "m", 0.6, 0.1)])
+    assert keys(two_hop_pairs(hub, ExpandSettings(partners=2))) == {("a", "b")}
+
+
 def test_result_does_not_depend_on_row_order():
     links = scored([("a", "b", 0.6, 0.1), ("b", "c", 0.6, 0.1), ("c", "d", 0.6, 0.1), ("b", "d", 0.6, 0.2),
                     ("x", "b", 0.6, 0.1)])
