@@ -26,7 +26,7 @@ from features.attributes import extract_attributes
 from features.idf import TokenIdf
 from features.io import file_hash, frame_hash, write_json, write_table
 from features.joins import PAIR_KEYS
-from features.pairs import FEATURE_NAMES, FEATURE_REVISION, RANKED, RecordValues, record_bests
+from features.pairs import FEATURE_NAMES, FEATURE_REVISION, RANKED, RecordValues, apply_gaps, record_bests
 from features.records import CatalogError, load_catalog
 from flows import __version__, incremental, pipeline
 from flows.incremental import ROW, Blocked, Carried, Delta, Previous
@@ -120,9 +120,9 @@ def features_task(pairs: pl.DataFrame, values: RecordValues | None, cache: Stage
 
 
 @task(name="score-chunk", **heavy)
-def score_task(path: Path, model_dir: Path) -> pl.DataFrame:
-    """Class probabilities and decisions for one chunk of pair features."""
-    return pipeline.score_features(path, model_dir)
+def score_task(path: Path, model_dir: Path, bests: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """Class probabilities and decisions for one chunk of pair features, its gaps taken against ``bests``."""
+    return pipeline.score_features(path, model_dir, bests)
 
 
 def task_runner(runner: RunnerSettings):
@@ -172,14 +172,15 @@ class _Rounds:
     remote: bool  # tasks run in other processes (Dask), which are sent only their chunk's records
     carried: Carried | None = field(init=False)
     parts: list[Path] = field(init=False, default_factory=list)  # every round's computed or rescored features
+    # Per-record best RANKED scores over the first round's pairs, which every round's gaps are taken against.
+    bests: dict[str, pl.DataFrame] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.carried = Carried() if self.previous is not None else None
 
-    def run(self, pairs: pl.DataFrame, name: str, bests: dict[str, pl.DataFrame] | None = None,
-            ) -> tuple[pl.DataFrame, int, dict[str, pl.DataFrame]]:
-        """Scored pairs (in no set order), how many kept their previous scores, and the per-record bests
-        the gap features were taken against (``bests``, else those of ``pairs``)."""
+    def run(self, pairs: pl.DataFrame, name: str) -> tuple[pl.DataFrame, int]:
+        """Scored pairs (in no set order) and how many kept their previous scores. Parts are kept without
+        their gaps, which are applied where the parts are read (scoring, the features file)."""
         progress = create_progress_artifact(progress=0.0, description=f"features and scoring of {name} pairs")
         with self.probe.stage("features"):
             reused = None
@@ -203,29 +204,30 @@ class _Rounds:
             if reused is not None:
                 columns = incremental.carried_columns(self.previous, reused[ROW])
                 ranked.append(columns.lazy().select(*PAIR_KEYS, *RANKED))
-            if bests is None:
-                bests = record_bests(pl.concat(ranked), self.one_catalog)
-            pipeline.regap_parts(parts, bests)
+            if self.bests is None:
+                self.bests = record_bests(pl.concat(ranked), self.one_catalog)
             if reused is not None:
-                moved = incremental.moved_rows(columns, bests, self.previous)
-                parts += incremental.rescore_parts(self.previous, moved, bests, self.parts_dir / f"{name}-rescore",
+                moved = incremental.moved_rows(columns, self.bests, self.previous)
+                parts += incremental.rescore_parts(self.previous, moved, self.parts_dir / f"{name}-rescore",
                                                    self.chunk_size)
                 reused = reused.filter(~pl.col(ROW).is_in(moved.implode()))
                 del columns  # ~1.5 GB at a million listings, not needed while scoring
         self.parts += parts
         with self.probe.stage("score"):
-            scored_parts = _map_in_order([score_task.submit(p, self.model) for p in parts],
+            # A task in another process is sent its part's records' bests only.
+            scored_parts = _map_in_order([score_task.submit(p, self.model, pipeline.part_bests(p, self.bests)
+                                                            if self.remote else self.bests) for p in parts],
                                          progress, len(bounds), len(bounds) + len(parts))
             if reused is not None:
                 self.carried.rows.append(reused[ROW])
                 self.carried.fresh.extend(part.select(PAIR_KEYS) for part in scored_parts)
                 scored_parts.append(incremental.reused_scores(self.previous, reused.select(PAIR_KEYS)))
-        return pl.concat(scored_parts, how="vertical"), 0 if reused is None else reused.height, bests
+        return pl.concat(scored_parts, how="vertical"), 0 if reused is None else reused.height
 
     def features(self) -> list[pl.LazyFrame]:
-        """Every round's pair features, lazily: the parts computed or rescored, then the rows carried over
-        from the previous run, read in one pass."""
-        frames = [pl.scan_parquet(self.parts)] if self.parts else []
+        """Every round's pair features, lazily: the parts computed or rescored, their gaps applied, then
+        the rows carried over from the previous run, read in one pass."""
+        frames = [apply_gaps(pl.scan_parquet(self.parts), self.bests)] if self.parts else []
         if self.carried is not None and self.carried.rows:
             frames.append(incremental.previous_features(self.previous, pl.concat(self.carried.rows)).drop(ROW))
         return frames
@@ -284,13 +286,13 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
         rounds = _Rounds(left, other, idf, cache, feature_key,
                          previous if reuse_records and not idf_refit else None, delta, Path(parts_dir), params.model,
                          settings.runner.pair_chunk_size, one_catalog, probe, settings.runner.kind == "dask")
-        scored, reused_count, bests = rounds.run(pairs, "candidate")
+        scored, reused_count = rounds.run(pairs, "candidate")
         for hop in range(settings.expand.rounds if one_catalog and settings.expand.enabled else 0):
             with probe.stage("expand"):
                 extra = round_pairs(scored, left_attrs, settings.expand, rescue=hop == 0)
             if extra.is_empty():
                 break
-            extra_scored, extra_reused, _ = rounds.run(extra, f"expansion-{hop + 1}", bests)
+            extra_scored, extra_reused = rounds.run(extra, f"expansion-{hop + 1}")
             scored = pl.concat([scored, extra_scored], how="vertical_relaxed")
             reused_count += extra_reused
         with probe.stage("cluster"):

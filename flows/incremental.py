@@ -51,7 +51,7 @@ from features.attributes import ATTRIBUTE_COLUMNS, colour_brands, extract_attrib
 from features.idf import TokenIdf
 from features.io import atomic_path, write_table
 from features.joins import PAIR_KEYS, join_pairs
-from features.pairs import RANKED, apply_gaps, record_bests
+from features.pairs import RANKED, record_bests
 from features.records import feature_columns
 from flows.stage_cache import content_key
 from matching.cluster import cluster_records, components, lone_confidence, pair_weights
@@ -488,11 +488,10 @@ def moved_rows(columns: pl.DataFrame, bests: dict[str, pl.DataFrame], previous: 
     return columns.filter(pl.col("left_id").is_in(moved) | pl.col("right_id").is_in(moved))[ROW]
 
 
-def rescore_parts(previous: Previous, moved: pl.Series, bests: dict[str, pl.DataFrame], stem: Path,
-                  part_rows: int) -> list[Path]:
-    """The previous run's feature rows at ``moved`` with gaps taken again, as parts of at most
-    ``part_rows`` rows (``<stem>-00000.parquet``...)."""
-    rows = apply_gaps(previous_features(previous, moved), bests).drop(ROW).collect(engine="streaming")
+def rescore_parts(previous: Previous, moved: pl.Series, stem: Path, part_rows: int) -> list[Path]:
+    """The previous run's feature rows at ``moved``, to be scored with their gaps taken again, as parts
+    of at most ``part_rows`` rows (``<stem>-00000.parquet``...)."""
+    rows = previous_features(previous, moved).drop(ROW).collect(engine="streaming")
     return [write_table(rows.slice(start, part_rows), stem.with_name(f"{stem.name}-{i:05d}.parquet"))
             for i, start in enumerate(range(0, rows.height, part_rows))]
 

@@ -85,16 +85,20 @@ def chunk_features(pairs: pl.DataFrame, values: RecordValues, feature_names: lis
     return values_features(pairs, values).select(["left_id", "right_id", "blockers", *feature_names])
 
 
-def regap_parts(parts: list[Path], bests: dict[str, pl.DataFrame]) -> None:
-    """Recompute, against ``bests``, the features that compare a pair with the other pairs of its
-    records, rewriting every part in place."""
-    for path in parts:
-        write_table(apply_gaps(pl.read_parquet(path), bests), path)
+def part_bests(path: Path, bests: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """``bests`` of just the records the pairs in one features file name."""
+    ids = pl.read_parquet(path, columns=PAIR_KEYS)
+    if bests["left"] is bests["right"]:
+        one = bests["left"].join(pl.concat([ids["left_id"], ids["right_id"]]).to_frame("id"), on="id", how="semi")
+        return {"left": one, "right": one}
+    return {side: bests[side].join(ids.select(pl.col(f"{side}_id").alias("id")), on="id", how="semi")
+            for side in ("left", "right")}
 
 
-def score_features(path: Path, model_dir: Path) -> pl.DataFrame:
-    """Class probabilities and decisions for the pairs in one features file."""
-    return score_pairs(load_matcher(str(model_dir)), pl.read_parquet(path))
+def score_features(path: Path, model_dir: Path, bests: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """Class probabilities and decisions for the pairs in one features file, with the features that
+    compare a pair with its records' other pairs taken against ``bests``."""
+    return score_pairs(load_matcher(str(model_dir)), apply_gaps(pl.read_parquet(path), bests))
 
 
 def namespace_link(frame: pl.DataFrame, columns: dict[str, str]) -> pl.DataFrame:

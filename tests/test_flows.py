@@ -132,7 +132,7 @@ def test_failed_scoring_resumes_without_reembedding(harness, workspace, monkeypa
     real = pipeline.score_features
     calls = {"n": 0}
 
-    def failing(path, model_dir):
+    def failing(path, model_dir, bests):
         calls["n"] += 1
         raise RuntimeError("injected scoring failure")
 
@@ -204,6 +204,17 @@ def test_threads_and_dask_runners_give_identical_outputs(harness, workspace):
         a = pl.read_parquet(threads.out / f"{name}.parquet").sort(key)
         b = pl.read_parquet(dask.out / f"{name}.parquet").sort(key)
         assert a.equals(b), name
+
+
+def test_a_part_gets_the_bests_of_its_own_records(tmp_path):
+    part = write_table(pl.DataFrame({"left_id": ["a", "c"], "right_id": ["b", "a"]}), tmp_path / "part.parquet")
+    best = pl.DataFrame({"id": ["a", "b", "c", "d"], "emb_cosine": [0.9, 0.8, 0.7, 0.6]})
+    one = pipeline.part_bests(part, {"left": best, "right": best})
+    assert one["left"] is one["right"] and sorted(one["left"]["id"]) == ["a", "b", "c"]
+    other = best.with_columns(pl.col("emb_cosine") / 2)
+    two = pipeline.part_bests(part, {"left": best, "right": other})
+    assert sorted(two["left"]["id"]) == ["a", "c"] and sorted(two["right"]["id"]) == ["a", "b"]
+    assert two["right"].filter(pl.col("id") == "a")["emb_cosine"].item() == 0.45
 
 
 def test_serve_registers_cron_deployment_and_runs(harness, workspace, tmp_path):
