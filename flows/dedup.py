@@ -304,7 +304,7 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
             if one_catalog:
                 result.brands, result.attributes = brands, left_attrs
                 result.records = result.records.join(hashes, on="id", how="left")
-                result.ann, result.index = blocked.ann, blocked.index
+                result.ann, result.index, result.bests = blocked.ann, blocked.index, rounds.bests["left"]
         n_records = left_attrs.height + (right_attrs.height if right_attrs is not None else 0)
         result.counts = pipeline.count_summary(n_records, result)
         truth_attrs = left_attrs if right_attrs is None else pipeline.link_records(left_attrs, right_attrs)

@@ -3,7 +3,8 @@
 A run folder keeps what the next run needs: `records.parquet` with a per-record `content_hash`,
 `ann.parquet` (each record's nearest neighbours and the similarity at the edge of its search pool),
 `index.faiss` (the IVF index, for large catalogs), `idf.json`, `colour_brands.json`, `attributes.parquet`,
-`features.parquet` and `pairs.parquet`. The "full run" an incremental run must equal is the same command
+`features.parquet`, `bests.parquet` (each record's best scores, what gap features are taken against) and
+`pairs.parquet`. The "full run" an incremental run must equal is the same command
 with `incremental: false`: it reads the previous run only for stable ids and for the catalog-wide
 vocabularies, the IDF and the colour brands (kept until `idf_refit_fraction` changed).
 
@@ -31,7 +32,6 @@ only in the components (over pairs that can join clusters) that a change can rea
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import time
@@ -51,11 +51,10 @@ from features.attributes import ATTRIBUTE_COLUMNS, colour_brands, extract_attrib
 from features.idf import TokenIdf
 from features.io import atomic_path, write_table
 from features.joins import PAIR_KEYS, join_pairs
-from features.pairs import RANKED, record_bests
+from features.pairs import RANKED
 from features.records import feature_columns
 from flows.stage_cache import content_key
 from matching.cluster import cluster_records, components, lone_confidence, pair_weights
-from matching.expand import RESCUE, TWO_HOP
 from matching.settings import ClusterSettings
 
 HASH_COLUMN = "content_hash"
@@ -65,6 +64,9 @@ IDF_FILE = "idf.json"
 BRANDS_FILE = "colour_brands.json"
 ATTRIBUTES_FILE = "attributes.parquet"
 FEATURES_FILE = "features.parquet"
+BESTS_FILE = "bests.parquet"
+# Raised when run folders gain or change a file the next run reads: an older folder is then not reused.
+LAYOUT = 2
 ROW = "_row"  # a pair's row in the previous run's features file
 ANN_SCHEMA = {"id": pl.String, "bound": pl.Float32, "hits": pl.List(pl.String), "sims": pl.List(pl.Float32)}
 # Range search and query scoring can differ in the last float bits; a margin keeps the test conservative.
@@ -79,8 +81,9 @@ def content_hashes(records: pl.DataFrame) -> pl.DataFrame:
 
 
 def reuse_fingerprint(*parts: Any) -> str:
-    """What must not have changed for a run to reuse an earlier run's work (code, features, settings, model)."""
-    return content_key("reuse", *parts)
+    """What must not have changed for a run to reuse an earlier run's work (code, features, settings, model,
+    run folder layout)."""
+    return content_key("reuse", LAYOUT, *parts)
 
 
 @dataclass
@@ -106,12 +109,11 @@ class Previous:
         """The previous run's scored pairs (pairs.parquet)."""
         return pl.scan_parquet(self.folder / "pairs.parquet")
 
-    @functools.cached_property
+    @property
     def bests(self) -> pl.DataFrame:
         """Best ``RANKED`` scores per record over the previous run's first-round pairs (those no expansion
-        round found): what all its gap features were taken against."""
-        first = self.features.filter(~pl.col("blockers").list.first().is_in([TWO_HOP, RESCUE]))
-        return record_bests(first.select(*PAIR_KEYS, *RANKED), one_catalog=True)["left"]
+        round found): what all its gap features were taken against (bests.parquet)."""
+        return pl.read_parquet(self.folder / BESTS_FILE)
 
     @property
     def ann(self) -> pl.DataFrame | None:

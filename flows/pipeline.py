@@ -16,7 +16,8 @@ from features.attributes import ATTRIBUTE_COLUMNS
 from features.io import atomic_dir, file_hash, write_json, write_table
 from features.joins import PAIR_KEYS, join_pairs
 from features.pairs import RecordValues, apply_gaps, record_values, values_features
-from flows.incremental import ANN_FILE, ATTRIBUTES_FILE, BRANDS_FILE, FEATURES_FILE, IDF_FILE, INDEX_FILE, save_index
+from flows.incremental import (ANN_FILE, ATTRIBUTES_FILE, BESTS_FILE, BRANDS_FILE, FEATURES_FILE, IDF_FILE, INDEX_FILE,
+                               save_index)
 from matching.labels import MULTICLASS
 from matching.metrics import class_report
 from matching.model import Matcher, score_pairs
@@ -57,6 +58,7 @@ class RunResult:
     attributes: pl.DataFrame | None = None
     ann: pl.DataFrame | None = None
     index: Any = None
+    bests: pl.DataFrame | None = None
 
 
 def shard_bounds(n: int, size: int) -> list[tuple[int, int]]:
@@ -196,6 +198,8 @@ def write_run(
             write_table(result.attributes.select("id", *ATTRIBUTE_COLUMNS), tmp / ATTRIBUTES_FILE)
         if result.ann is not None:
             write_table(result.ann, tmp / ANN_FILE)
+        if result.bests is not None:
+            write_table(result.bests, tmp / BESTS_FILE)
         if result.index is not None:
             save_index(result.index, tmp / INDEX_FILE)
         write_json(run_info, tmp / "run.json")

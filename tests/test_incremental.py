@@ -24,7 +24,7 @@ from flows.training import train_from_files
 from matching.settings import ClusterSettings, MatcherSettings
 
 pytestmark = pytest.mark.slow
-TABLES = ("records", "groups", "lineage", "pairs", "features", "attributes")
+TABLES = ("records", "groups", "lineage", "pairs", "features", "attributes", "bests")
 
 
 @pytest.fixture(scope="module")
