@@ -32,6 +32,7 @@ only in the components (over pairs that can join clusters) that a change can rea
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -109,10 +110,10 @@ class Previous:
         """The previous run's scored pairs (pairs.parquet)."""
         return pl.scan_parquet(self.folder / "pairs.parquet")
 
-    @property
+    @functools.cached_property
     def bests(self) -> pl.DataFrame:
         """Best ``RANKED`` scores per record over the previous run's first-round pairs (those no expansion
-        round found): what all its gap features were taken against (bests.parquet)."""
+        round found): what all its gap features were taken against (bests.parquet, read once)."""
         return pl.read_parquet(self.folder / BESTS_FILE)
 
     @property
