@@ -39,7 +39,7 @@ def two_hop_pairs(scored: pl.DataFrame, settings: ExpandSettings) -> pl.DataFram
     """
     strong = _strong_links(scored, settings)
     # Records as their rank among the linked ids: integer joins and sorts, in the ids' own order (at a
-    # million listings a round took ~14 s on the string ids, ~5 s on ranks).
+    # million listings a round took 10.5 s on the string ids, 8.1 s on ranks).
     names = pl.concat([strong["left_id"], strong["right_id"]]).unique().sort()
     left, right = names.search_sorted(strong["left_id"]), names.search_sorted(strong["right_id"])
     ends = pl.DataFrame({"hub": pl.concat([left, right]), "id": pl.concat([right, left]),
