@@ -447,12 +447,13 @@ def record_values(left: pl.DataFrame, right: pl.DataFrame, left_emb: np.ndarray 
 
 
 def values_features(pairs: pl.DataFrame, values: RecordValues,
-                    bests: dict[str, pl.DataFrame] | None = None) -> pl.DataFrame:
+                    bests: dict[str, pl.DataFrame] | None = None, gaps: bool = True) -> pl.DataFrame:
     """Return ``pairs`` plus one Float32 column per name in FEATURE_NAMES (NaN = missing), from records'
     precomputed ``values``.
 
     Gap features compare each pair with the best pair of its records among ``pairs``, or, given
-    ``bests`` (from ``record_bests``), with those of an earlier round of pairs.
+    ``bests`` (from ``record_bests``), with those of an earlier round of pairs; ``gaps`` False leaves them
+    NaN, for a caller that takes them later against the bests of many chunks (``apply_gaps``).
     """
     pairs = pairs.drop(FEATURE_NAMES, strict=False)
     li = values.left_rows.rows(pairs["left_id"].cast(pl.String), "left")
@@ -470,7 +471,12 @@ def values_features(pairs: pl.DataFrame, values: RecordValues,
             ))
             progress.advance(task, stop - start)
     feats = pl.concat(chunks)
-    feats = best_gaps(feats, ls is rs) if bests is None else apply_gaps(feats, bests)
+    if not gaps:
+        feats = feats.with_columns(pl.lit(np.nan, pl.Float32).alias(name) for name in GAP_FEATURES)
+    elif bests is None:
+        feats = best_gaps(feats, ls is rs)
+    else:
+        feats = apply_gaps(feats, bests)
     return feats.select(*pairs.columns, *FEATURE_NAMES)
 
 

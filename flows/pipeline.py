@@ -83,8 +83,9 @@ def round_values(pairs: pl.DataFrame, left: Side, right: Side, idf: Any) -> Reco
 
 
 def chunk_features(pairs: pl.DataFrame, values: RecordValues, feature_names: list[str]) -> pl.DataFrame:
-    """Pair features for one chunk of candidate pairs, keeping the pair columns."""
-    return values_features(pairs, values).select(["left_id", "right_id", "blockers", *feature_names])
+    """Pair features for one chunk of candidate pairs, keeping the pair columns; the gap features are
+    left NaN, to be taken where the chunk's part is read (``score_features``, the features file)."""
+    return values_features(pairs, values, gaps=False).select(["left_id", "right_id", "blockers", *feature_names])
 
 
 def part_bests(path: Path, bests: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
