@@ -107,6 +107,7 @@ def _params(settings: MatcherSettings, n_classes: int) -> dict:
         "num_leaves": settings.num_leaves,
         "min_data_in_leaf": settings.min_data_in_leaf,
         "feature_fraction": settings.feature_fraction,
+        "lambda_l2": settings.lambda_l2,
         "seed": settings.seed,
         "deterministic": True,
         "force_row_wise": True,

@@ -63,6 +63,14 @@ def test_contributions_add_up_to_the_probabilities(trained):
     np.testing.assert_allclose(softmax, matcher.predict_proba(frame.head(20)), atol=1e-5)
 
 
+def test_leaf_values_are_penalised_as_the_settings_say():
+    frame, y = synthetic()
+    matcher = train_matcher(frame, y, MatcherSettings(**FAST, lambda_l2=3.5))
+    # LightGBM writes the parameters it trained with into the model text.
+    assert "[lambda_l2: 3.5]" in matcher.booster.model_to_string()
+    assert MatcherSettings().lambda_l2 > 0  # unpenalised multiclass leaves explode on large training sets
+
+
 def test_save_load_round_trip(trained, tmp_path):
     matcher, frame, _ = trained
     matcher.meta["embedding_model"] = "static/test/8d"
