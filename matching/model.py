@@ -38,6 +38,7 @@ MODEL_FILE = "model.txt"
 META_FILE = "metadata.json"
 _THRESHOLD_GRID = np.round(np.linspace(0.02, 0.98, 97), 4)
 _BIAS_GRID = np.round(2.0 ** np.linspace(-3, 3, 25), 4)
+PREDICT_EARLY_STOP_FREQ = 10  # trees between checks of MatcherSettings.predict_early_stop_margin
 
 
 def _matrix(features: pl.DataFrame, names: Sequence[str]) -> np.ndarray:
@@ -131,10 +132,19 @@ class Matcher:
         x = _matrix(features, self.feature_names)
         if len(x) == 0:
             return np.zeros((0, len(self.classes)))
-        raw = self.booster.predict(x)
+        raw = self.booster.predict(x, **self._early_stop())
         if self.classes == BINARY:
             return np.column_stack([raw, 1.0 - raw])
         return raw
+
+    def _early_stop(self) -> dict:
+        """LightGBM's prediction early stopping with the margin the model was trained with (none for models
+        trained before the setting existed)."""
+        margin = self.meta.get("settings", {}).get("predict_early_stop_margin")
+        if not margin:
+            return {}
+        return {"pred_early_stop": True, "pred_early_stop_freq": PREDICT_EARLY_STOP_FREQ,
+                "pred_early_stop_margin": margin}
 
     def _margins(self, proba: np.ndarray) -> list[tuple[np.ndarray, float, np.ndarray | None]]:
         """Each decision as (score, threshold, where it applies): the inputs of decide and uncertainty."""
@@ -169,7 +179,10 @@ class Matcher:
         return result
 
     def contributions(self, features: pl.DataFrame) -> np.ndarray:
-        """Per-class SHAP contributions in raw score units, shape (n, n_classes, n_features + 1)."""
+        """Per-class SHAP contributions in raw score units, shape (n, n_classes, n_features + 1), over every
+        tree: for a pair whose scoring stopped early (a class ahead by the early-stop margin) they explain
+        the whole model, whose probabilities differ slightly from the stopped ones (0.002 at most over
+        300,000 pairs of the 100,000-listing bench)."""
         x = _matrix(features, self.feature_names)
         raw = self.booster.predict(x, pred_contrib=True)
         width = len(self.feature_names) + 1
@@ -316,8 +329,10 @@ def train_matcher(features: pl.DataFrame, labels: Sequence[str], settings: Match
     best = booster.best_iteration or booster.current_iteration()
     # Re-read the truncated model so that in-memory and saved predictions are identical.
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+    # The settings come first: validation is scored as the model will score (early stopping included).
     matcher = Matcher(booster=booster, classes=classes, feature_names=names,
-                      thresholds={"match_threshold": 0.5} if classes == BINARY else {"match_threshold": 0.5, "variant_bias": 1.0})
+                      thresholds={"match_threshold": 0.5} if classes == BINARY else {"match_threshold": 0.5, "variant_bias": 1.0},
+                      meta={"settings": json.loads(settings.to_json())})
     metrics: dict = {}
     if has_valid:
         proba = matcher.predict_proba(pl.DataFrame(x_valid, schema=names, orient="row"))

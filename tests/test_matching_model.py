@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -54,13 +55,19 @@ def test_multiclass_learns_and_reports_validation(trained):
     assert meta["class_counts"]["variant"] == int(np.sum(y == "variant"))
 
 
+def every_tree(matcher: Matcher) -> Matcher:
+    """The same model scoring every pair with every tree (no prediction early stopping)."""
+    settings = {**matcher.meta["settings"], "predict_early_stop_margin": None}
+    return dataclasses.replace(matcher, meta={**matcher.meta, "settings": settings})
+
+
 def test_contributions_add_up_to_the_probabilities(trained):
     matcher, frame, _ = trained
     contrib = matcher.contributions(frame.head(20))
     assert contrib.shape == (20, 3, len(FEATURE_NAMES) + 1)
     raw = contrib.sum(axis=2)
     softmax = np.exp(raw) / np.exp(raw).sum(1, keepdims=True)
-    np.testing.assert_allclose(softmax, matcher.predict_proba(frame.head(20)), atol=1e-5)
+    np.testing.assert_allclose(softmax, every_tree(matcher).predict_proba(frame.head(20)), atol=1e-5)
 
 
 def test_leaf_values_are_penalised_as_the_settings_say():
@@ -69,6 +76,21 @@ def test_leaf_values_are_penalised_as_the_settings_say():
     # LightGBM writes the parameters it trained with into the model text.
     assert "[lambda_l2: 3.5]" in matcher.booster.model_to_string()
     assert MatcherSettings().lambda_l2 > 0  # unpenalised multiclass leaves explode on large training sets
+
+
+def test_scoring_stops_early_only_where_a_class_is_far_ahead():
+    frame, y = synthetic()
+    # This noisy data rarely gives a lead of 8 (the default): a smaller margin shows the mechanism.
+    margin = 4.0
+    matcher = train_matcher(frame, y, MatcherSettings(**FAST, predict_early_stop_margin=margin))
+    assert matcher.meta["settings"]["predict_early_stop_margin"] == margin
+    stopped, full = matcher.predict_proba(frame), every_tree(matcher).predict_proba(frame)
+    moved = np.abs(stopped - full).max(axis=1) > 1e-7
+    assert 0 < moved.sum() < len(frame)  # in effect, and not for every pair
+    # A pair stops only with one class ahead by the margin: p >= e^m / (e^m + 2) among three classes.
+    assert stopped[moved].max(axis=1).min() >= np.exp(margin) / (np.exp(margin) + 2) - 1e-6
+    np.testing.assert_array_equal(matcher.decide(stopped), matcher.decide(full))
+    assert np.abs(stopped - full).max() < 0.05
 
 
 def test_save_load_round_trip(trained, tmp_path):
