@@ -54,6 +54,9 @@ def test_bench_scale_writes_the_fixed_json_shape(tmp_path):
     report = json.loads(report_path.read_text())
     assert {"runs", "incremental", "model"} <= set(report)
     assert "1500 generated listings (seed 1003)" in report["model"]
+    # The model's folder is named by its training size, so another --train-records does not reuse it.
+    assert (tmp_path / "work" / "model-1500" / "model.txt").is_file()
+    assert str(tmp_path / "work" / "model-1500") in report["model"]
     (run,) = report["runs"]
     assert {"records", "seconds", "peak_rss_mb", "pair_completeness", "duplicate_f1", "variant_f1"} <= set(run)
     assert run["records"] == 300 and run["peak_rss_mb"] > 0
