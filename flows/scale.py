@@ -21,6 +21,7 @@ from features.generate import generate_catalog
 from features.io import write_json, write_table
 from features.records import CatalogError
 from flows.settings import DEFAULT_MODEL, PipelineSettings
+from flows.stage_cache import content_key
 from matching.model import Matcher
 from matching.settings import MatcherSettings
 
@@ -76,6 +77,17 @@ def scale_settings(work: Path, settings: PipelineSettings | None = None) -> Pipe
 TRAIN_RECORDS = 300_000
 TRAIN_SEED_OFFSET = 1000  # training catalogs never share a seed with the catalogs measured
 SCALE_MATCHER = MatcherSettings(learning_rate=0.15, num_boost_round=400)
+# Blocking settings that change where or how fast work is done, never what is found.
+_NOT_IN_MODEL = {"cache", "cache_dir", "threads"}
+
+
+def bench_model_dir(work: Path, blocking: BlockingSettings, train_records: int, train_seed: int) -> Path:
+    """The folder of the model bench-scale trains, named by all it is trained from (training size, catalog
+    seed, blocking and embedder settings, matcher settings), so a work folder's model is reused only by
+    runs it fits."""
+    key = content_key("bench-model", train_records, train_seed, blocking.model_dump(mode="json", exclude=_NOT_IN_MODEL),
+                      SCALE_MATCHER.model_dump(mode="json"))
+    return work / f"model-{train_records}-{key[:12]}"
 
 
 def ensure_model(work: Path, blocking: BlockingSettings, seed: int = 0,
@@ -90,8 +102,8 @@ def ensure_model(work: Path, blocking: BlockingSettings, seed: int = 0,
                 return DEFAULT_MODEL, f"shipped ({DEFAULT_MODEL})"
         except CatalogError:
             pass  # trained on another feature list or revision: train one that fits
-    model = work / f"model-{train_records}"  # another --train-records trains another model
     train_seed = seed + TRAIN_SEED_OFFSET
+    model = bench_model_dir(work, blocking, train_records, train_seed)
     try:
         Matcher.load(model)
     except CatalogError:  # none yet, or one trained on an earlier feature revision

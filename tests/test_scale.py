@@ -14,7 +14,8 @@ from features.generate import generate_catalog
 from features.records import CatalogError
 from flows.cli.scale import parse_sizes
 from flows.incremental import content_hashes
-from flows.scale import STAGES, mutate_catalog
+from blocking.settings import BlockingSettings
+from flows.scale import STAGES, bench_model_dir, mutate_catalog
 
 
 def test_mutated_catalog_changes_the_asked_fraction_and_keeps_truth():
@@ -40,6 +41,19 @@ def test_sizes_are_checked():
             parse_sizes(bad)
 
 
+def test_bench_model_folder_changes_with_what_the_model_is_trained_from(tmp_path):
+    static = BlockingSettings(backend="static")
+    folder = bench_model_dir(tmp_path, static, 1500, 1003)
+    assert folder.parent == tmp_path and folder.name.startswith("model-1500-")
+    # Where the embedding cache lives or how many threads search does not change the model.
+    elsewhere = static.model_copy(update={"cache_dir": tmp_path, "threads": 1})
+    assert bench_model_dir(tmp_path, elsewhere, 1500, 1003) == folder
+    others = {bench_model_dir(tmp_path, static, 3000, 1003), bench_model_dir(tmp_path, static, 1500, 1004),
+              bench_model_dir(tmp_path, BlockingSettings(backend="torch"), 1500, 1003),
+              bench_model_dir(tmp_path, static.model_copy(update={"k": 20}), 1500, 1003)}
+    assert folder not in others and len(others) == 4
+
+
 @pytest.mark.slow
 def test_bench_scale_writes_the_fixed_json_shape(tmp_path):
     report_path = tmp_path / "bench.json"
@@ -54,9 +68,8 @@ def test_bench_scale_writes_the_fixed_json_shape(tmp_path):
     report = json.loads(report_path.read_text())
     assert {"runs", "incremental", "model"} <= set(report)
     assert "1500 generated listings (seed 1003)" in report["model"]
-    # The model's folder is named by its training size, so another --train-records does not reuse it.
-    assert (tmp_path / "work" / "model-1500" / "model.txt").is_file()
-    assert str(tmp_path / "work" / "model-1500") in report["model"]
+    model = bench_model_dir(tmp_path / "work", BlockingSettings(backend="static"), 1500, 1003)
+    assert (model / "model.txt").is_file() and str(model) in report["model"]
     (run,) = report["runs"]
     assert {"records", "seconds", "peak_rss_mb", "pair_completeness", "duplicate_f1", "variant_f1"} <= set(run)
     assert run["records"] == 300 and run["peak_rss_mb"] > 0
