@@ -225,12 +225,14 @@ class _Rounds:
         return pl.concat(scored_parts, how="vertical"), 0 if reused is None else reused.height
 
     def features(self) -> list[pl.LazyFrame]:
-        """Every round's pair features, lazily: the parts computed or rescored, their gaps applied, then
-        the rows carried over from the previous run, read in one pass."""
-        frames = [apply_gaps(pl.scan_parquet(self.parts), self.bests)] if self.parts else []
-        if self.carried is not None and self.carried.rows:
-            frames.append(incremental.previous_features(self.previous, pl.concat(self.carried.rows)).drop(ROW))
-        return frames
+        """Every round's pair features computed or rescored here, lazily, their gaps applied."""
+        return [apply_gaps(pl.scan_parquet(self.parts), self.bests)] if self.parts else []
+
+    def carried_rows(self) -> tuple[Path, pl.Series] | None:
+        """The previous run folder and the numbers of its feature rows carried over, if any were."""
+        if self.carried is None or not self.carried.rows:
+            return None
+        return self.previous.folder, pl.concat(self.carried.rows)
 
 
 @flow(name="dedup", log_prints=True, validate_parameters=True)
@@ -329,7 +331,7 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
             "created_at": pipeline.utc_stamp(),
         }
         with probe.stage("write"):
-            pipeline.write_run(params.out, result, run_info, rounds.features(), params.csv)
+            pipeline.write_run(params.out, result, run_info, rounds.features(), params.csv, rounds.carried_rows())
     # Timings are final only after the write; run.json is rewritten atomically with them.
     run_info["timings"] = {k: round(v, 3) for k, v in probe.seconds.items()}
     run_info["seconds_total"] = round(probe.total_seconds, 3)

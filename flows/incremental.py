@@ -3,7 +3,8 @@
 A run folder keeps what the next run needs: `records.parquet` with a per-record `content_hash`,
 `ann.parquet` (each record's nearest neighbours and the similarity at the edge of its search pool),
 `index.faiss` (the IVF index, for large catalogs), `idf.json`, `colour_brands.json`, `attributes.parquet`,
-`features.parquet`, `bests.parquet` (each record's best scores, what gap features are taken against) and
+the pair features (`features.parquet`, plus the earlier runs' files in `features-earlier/` whose rows it
+carried over; see features/store.py), `bests.parquet` (each record's best scores, what gap features are taken against) and
 `pairs.parquet`. The "full run" an incremental run must equal is the same command
 with `incremental: false`: it reads the previous run only for stable ids and for the catalog-wide
 vocabularies, the IDF and the colour brands (kept until `idf_refit_fraction` changed).
@@ -54,6 +55,7 @@ from features.io import atomic_path, write_table
 from features.joins import PAIR_KEYS, join_pairs
 from features.pairs import RANKED
 from features.records import feature_columns
+from features.store import scan_features
 from flows.stage_cache import content_key
 from matching.cluster import cluster_records, components, lone_confidence, pair_weights
 from matching.settings import ClusterSettings
@@ -64,7 +66,6 @@ INDEX_FILE = "index.faiss"
 IDF_FILE = "idf.json"
 BRANDS_FILE = "colour_brands.json"
 ATTRIBUTES_FILE = "attributes.parquet"
-FEATURES_FILE = "features.parquet"
 BESTS_FILE = "bests.parquet"
 # Raised when run folders gain or change a file the next run reads: an older folder is then not reused.
 LAYOUT = 2
@@ -102,8 +103,9 @@ class Previous:
 
     @property
     def features(self) -> pl.LazyFrame:
-        """features.parquet, each row with its number ``ROW`` (what carried-over pairs are addressed by)."""
-        return pl.scan_parquet(self.folder / FEATURES_FILE, row_index_name=ROW)
+        """The previous run's feature rows (``features.store``), each with its number ``ROW`` (what carried-over
+        pairs are addressed by)."""
+        return scan_features(self.folder).with_row_index(ROW)
 
     @property
     def pairs(self) -> pl.LazyFrame:
@@ -468,8 +470,7 @@ def reusable_rows(candidates: pl.DataFrame, previous: Previous, delta: Delta) ->
 
 
 def previous_features(previous: Previous, rows: pl.Series) -> pl.LazyFrame:
-    """The previous run's feature rows at ``rows`` with their ``ROW``, lazily: read where they are used
-    and written once, into the new run folder, rather than copied first."""
+    """The previous run's feature rows at ``rows`` with their ``ROW``, lazily, read where they are used."""
     return previous.features.filter(pl.col(ROW).is_in(rows.implode()))
 
 

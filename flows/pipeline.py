@@ -16,8 +16,8 @@ from features.attributes import ATTRIBUTE_COLUMNS
 from features.io import atomic_dir, file_hash, write_json, write_table
 from features.joins import PAIR_KEYS, join_pairs
 from features.pairs import RecordValues, apply_gaps, record_values, values_features
-from flows.incremental import (ANN_FILE, ATTRIBUTES_FILE, BESTS_FILE, BRANDS_FILE, FEATURES_FILE, IDF_FILE, INDEX_FILE,
-                               save_index)
+from features.store import write_features
+from flows.incremental import ANN_FILE, ATTRIBUTES_FILE, BESTS_FILE, BRANDS_FILE, IDF_FILE, INDEX_FILE, save_index
 from matching.labels import MULTICLASS
 from matching.metrics import class_report
 from matching.model import Matcher, score_pairs
@@ -181,16 +181,19 @@ def write_run(
     run_info: dict[str, Any],
     features: list[pl.LazyFrame],
     csv: bool,
+    carried: tuple[Path, pl.Series] | None = None,
 ) -> Path:
-    """Write the run folder atomically: a killed run leaves the previous folder untouched."""
+    """Write the run folder atomically: a killed run leaves the previous folder untouched. ``features`` are
+    the run's own feature rows; ``carried`` the previous run folder and the numbers of its feature rows
+    taken over (``features.store``)."""
     with atomic_dir(out) as tmp:
         tables = {"pairs": result.scored, "records": result.records, "groups": result.groups, "lineage": result.lineage}
         for name, frame in tables.items():
             write_table(frame, tmp / f"{name}.parquet")
             if csv:
                 write_table(frame, tmp / f"{name}.csv")
-        if features:
-            pl.concat(features).sink_parquet(tmp / FEATURES_FILE)
+        if features or carried is not None:
+            write_features(tmp, features, *(carried or (None, None)))
         if result.idf is not None:
             result.idf.save(tmp / IDF_FILE)
         if result.brands is not None:

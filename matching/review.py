@@ -19,6 +19,7 @@ import polars as pl
 from features.io import csv_unsafe, write_table, write_text
 from features.joins import PAIR_KEYS, join_pairs
 from features.records import CatalogError, read_raw
+from features.store import scan_features
 from matching.explain import AGAINST_COLUMNS, REASON_COLUMNS, explain_pairs
 from matching.labels import MULTICLASS
 from matching.model import Matcher
@@ -75,7 +76,7 @@ def load_run(run_dir: str | os.PathLike) -> RunFolder:
     model_path = Path(model_dir)
     if not model_path.is_absolute() and not model_path.exists():
         model_path = run_dir / model_path
-    features = pl.scan_parquet(run_dir / "features.parquet")
+    features = scan_features(run_dir)
     records = pl.scan_parquet(run_dir / "records.parquet")
     if "source" in records.collect_schema().names():
         # A link run namespaces record and pair ids by source; its feature rows keep catalog ids.
