@@ -6,9 +6,11 @@ import os
 
 import numpy as np
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 
 from features.io import write_table
+from features.records import CatalogError
 from features.store import EARLIER_DIR, FEATURES_FILE, earlier_parts, scan_features, write_features
 
 
@@ -61,3 +63,13 @@ def test_files_mostly_gone_are_copied_not_linked(tmp_path):
     write_features(third, [], second, pl.Series(range(4)))
     assert pl.read_parquet(third / FEATURES_FILE).is_empty()
     assert_frame_equal(scan_features(third).collect(), pl.read_parquet(second / FEATURES_FILE))
+
+
+def test_linked_files_without_their_list_of_dropped_rows_are_an_error(tmp_path):
+    first = folder_with(tmp_path, "first", rows(0, 10))
+    second = tmp_path / "second"
+    second.mkdir()
+    write_features(second, [], first, pl.Series(range(8)))
+    (second / EARLIER_DIR / "dropped.parquet").unlink()
+    with pytest.raises(CatalogError, match="dropped.parquet"):
+        scan_features(second)
