@@ -2,7 +2,7 @@
 over from earlier runs, left in the files those runs wrote.
 
 An incremental run carries most of its feature rows over unchanged. Rewriting them cost a million-listing
-run ~15 s of its ~3 minutes; instead the files holding them are hard-linked into ``features-earlier/``
+run ~12 s of its ~3 minutes; instead the files holding them are hard-linked into ``features-earlier/``
 (copied where the file system cannot link), with ``dropped.parquet`` naming which of their rows do not
 belong to the run: fewer than those that do, so the list read back is the short one. A file most of whose
 rows are gone has its carried rows copied instead, so linked files never hold more dead rows than live ones.

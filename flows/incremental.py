@@ -3,9 +3,9 @@
 A run folder keeps what the next run needs: `records.parquet` with a per-record `content_hash`,
 `ann.parquet` (each record's nearest neighbours and the similarity at the edge of its search pool),
 `index.faiss` (the IVF index, for large catalogs), `idf.json`, `colour_brands.json`, `attributes.parquet`,
-the pair features (`features.parquet`, plus the earlier runs' files in `features-earlier/` whose rows it
-carried over; see features/store.py), `bests.parquet` (each record's best scores, what gap features are taken against) and
-`pairs.parquet`. The "full run" an incremental run must equal is the same command
+the pair features (`features.parquet`, plus the earlier runs' files in `features-earlier/` whose rows
+it carried over; see features/store.py), `bests.parquet` (each record's best scores, what gap features
+are taken against) and `pairs.parquet`. The "full run" an incremental run must equal is the same command
 with `incremental: false`: it reads the previous run only for stable ids and for the catalog-wide
 vocabularies, the IDF and the colour brands (kept until `idf_refit_fraction` changed).
 
@@ -68,7 +68,8 @@ BRANDS_FILE = "colour_brands.json"
 ATTRIBUTES_FILE = "attributes.parquet"
 BESTS_FILE = "bests.parquet"
 # Raised when run folders gain or change a file the next run reads: an older folder is then not reused.
-LAYOUT = 2
+# 3: features-earlier/ (carried feature rows left in the files that hold them).
+LAYOUT = 3
 ROW = "_row"  # a pair's row in the previous run's features file
 ANN_SCHEMA = {"id": pl.String, "bound": pl.Float32, "hits": pl.List(pl.String), "sims": pl.List(pl.Float32)}
 # Range search and query scoring can differ in the last float bits; a margin keeps the test conservative.
