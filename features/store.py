@@ -35,11 +35,14 @@ def earlier_parts(folder: Path) -> list[Path]:
 
 def scan_features(folder: Path) -> pl.LazyFrame:
     """Every feature row of a run folder, lazily: its own rows, then those carried over (by part and row)."""
-    frames = [pl.scan_parquet(folder / FEATURES_FILE)]
-    for path, dropped in _dropped(folder):
-        frames.append(pl.scan_parquet(path, row_index_name="_at").filter(~pl.col("_at").is_in(dropped.implode()))
-                      .drop("_at"))
-    return pl.concat(frames)
+    return pl.concat([pl.scan_parquet(folder / FEATURES_FILE),
+                      *(_scan_rows(path, dropped, keep=False) for path, dropped in _dropped(folder))])
+
+
+def _scan_rows(path: Path, rows: pl.Series, keep: bool) -> pl.LazyFrame:
+    """The rows of a Parquet file numbered ``rows`` (``keep``), or all but those, lazily, in file order."""
+    numbered = pl.col("_at").is_in(rows.implode())
+    return pl.scan_parquet(path, row_index_name="_at").filter(numbered if keep else ~numbered).drop("_at")
 
 
 def _dropped(folder: Path) -> list[tuple[Path, pl.Series]]:
@@ -64,14 +67,15 @@ def _other_rows(total: int, rows: np.ndarray) -> np.ndarray:
     return np.flatnonzero(others).astype(np.uint32)
 
 
-def feature_sources(folder: Path) -> tuple[list[Path], pl.DataFrame]:
-    """Where each feature row of a run folder (in ``scan_features`` order) is stored: the files, and per
-    row the index of its file (0: ``features.parquet``) and its row there."""
-    files = [folder / FEATURES_FILE]
-    rows = [np.arange(_row_count(files[0]), dtype=np.uint32)]
+def feature_sources(folder: Path) -> tuple[list[tuple[Path, int]], pl.DataFrame]:
+    """Where each feature row of a run folder (in ``scan_features`` order) is stored: the files with their
+    row counts, and per row the index of its file (0: ``features.parquet``) and its row there."""
+    own = folder / FEATURES_FILE
+    files = [(own, _row_count(own))]
+    rows = [np.arange(files[0][1], dtype=np.uint32)]
     for path, dropped in _dropped(folder):
-        files.append(path)
-        rows.append(_other_rows(_row_count(path), dropped.to_numpy()))
+        files.append((path, _row_count(path)))
+        rows.append(_other_rows(files[-1][1], dropped.to_numpy()))
     return files, pl.DataFrame({"file": np.repeat(np.arange(len(files), dtype=np.uint32), [len(r) for r in rows]),
                                 _ROW: np.concatenate(rows)})
 
@@ -84,21 +88,19 @@ def _link(source: Path, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
-def write_features(folder: Path, own: list[pl.LazyFrame], previous: Path | None = None,
-                   carried: pl.Series | None = None) -> None:
-    """Write a run folder's features: the ``own`` rows, then the rows numbered ``carried`` in
-    ``previous``'s features (``scan_features`` order), linked in their files or copied (``LINK_MIN_SHARE``)."""
+def write_features(folder: Path, own: list[pl.LazyFrame], carried: tuple[Path, pl.Series] | None = None) -> None:
+    """Write a run folder's features: the ``own`` rows, then those ``carried`` over (a previous run folder and
+    the numbers of its rows in ``scan_features`` order), linked in their files or copied (``LINK_MIN_SHARE``)."""
     copies, links = [], []
-    if previous is not None and carried is not None and carried.len():
-        files, sources = feature_sources(previous)
-        chosen = sources[np.sort(carried.to_numpy())]
+    if carried is not None and carried[1].len():
+        files, sources = feature_sources(carried[0])
+        chosen = sources[np.sort(carried[1].to_numpy())]
         for (file,), rows in chosen.group_by("file", maintain_order=True):
-            total = _row_count(files[file])
+            path, total = files[file]
             if rows.height >= LINK_MIN_SHARE * total:
-                links.append((files[file], _other_rows(total, rows[_ROW].to_numpy())))
+                links.append((path, _other_rows(total, rows[_ROW].to_numpy())))
             else:
-                copies.append(pl.scan_parquet(files[file], row_index_name="_at")
-                              .filter(pl.col("_at").is_in(rows[_ROW].implode())).drop("_at"))
+                copies.append(_scan_rows(path, rows[_ROW], keep=True))
     frames = [*own, *copies]
     if not frames:  # nothing of this run's own: an empty file with the columns of the linked ones
         frames = [pl.scan_parquet(links[0][0]).clear()] if links else []

@@ -102,10 +102,10 @@ class Previous:
         path = self.folder / "run.json"
         return json.loads(path.read_text()).get("reuse_fingerprint") if path.is_file() else None
 
-    @property
+    @functools.cached_property
     def features(self) -> pl.LazyFrame:
         """The previous run's feature rows (``features.store``), each with its number ``ROW`` (what carried-over
-        pairs are addressed by)."""
+        pairs are addressed by); a lazy plan, built once (it reads the list of rows the run dropped)."""
         return scan_features(self.folder).with_row_index(ROW)
 
     @property

@@ -193,7 +193,7 @@ def write_run(
             if csv:
                 write_table(frame, tmp / f"{name}.csv")
         if features or carried is not None:
-            write_features(tmp, features, *(carried or (None, None)))
+            write_features(tmp, features, carried)
         if result.idf is not None:
             result.idf.save(tmp / IDF_FILE)
         if result.brands is not None:
