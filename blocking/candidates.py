@@ -14,7 +14,7 @@ from blocking.keys import key_blocker, sorted_neighbourhood, stacked
 from blocking.metrics import candidates_per_record
 from blocking.settings import BlockingSettings
 
-KEY_COLUMNS = ["attr_title", "attr_brand", "attr_models", "attr_gtin"]
+KEY_COLUMNS = ["attr_title", "attr_brand", "attr_core", "attr_models", "attr_gtin"]
 # The report lists the biggest capped keys; the count covers all of them.
 CAPPED_KEYS_SHOWN = 20
 PAIRS_SCHEMA = {"left_id": pl.String, "right_id": pl.String, "blockers": pl.List(pl.String), "ann_sim": pl.Float32}

@@ -15,6 +15,8 @@ from rapidfuzz import fuzz
 from rapidfuzz.process import cpdist
 
 from blocking.settings import BlockingSettings
+from features.attributes import listed_brands
+from features.text import tokenize
 
 PAIR_SCHEMA = {"left": pl.Int64, "right": pl.Int64}
 
@@ -34,8 +36,9 @@ def stacked(left: pl.DataFrame, right: pl.DataFrame | None, columns: list[str]) 
     return pl.concat(frames).with_columns(pl.col("row").cast(pl.Int64))
 
 
-def block_pairs(keys: pl.DataFrame, max_block_size: int, two_sources: bool) -> KeyPairs:
-    """Pair up rows sharing a key (``side``, ``row``, ``key``), skipping keys held by more than the cap."""
+def block_pairs(keys: pl.DataFrame, max_block_size: int, two_sources: bool, min_shared: int = 1) -> KeyPairs:
+    """Pair up rows sharing at least ``min_shared`` keys (``side``, ``row``, ``key``), skipping keys held
+    by more than the cap."""
     keys = keys.filter(pl.col("key").is_not_null() & (pl.col("key") != "")).unique(["side", "row", "key"])
     sizes = keys.group_by("key").agg(pl.len().alias("size"), (pl.col("side").n_unique() == 2).alias("both"))
     capped = sizes.filter(pl.col("size") > max_block_size).select("key", "size").sort(["size", "key"], descending=[True, False])
@@ -45,7 +48,8 @@ def block_pairs(keys: pl.DataFrame, max_block_size: int, two_sources: bool) -> K
         pairs = keys.filter(pl.col("side") == 0).join(keys.filter(pl.col("side") == 1), on="key")
     else:
         pairs = keys.join(keys, on="key").filter(pl.col("row") < pl.col("row_right"))
-    pairs = pairs.select(pl.col("row").alias("left"), pl.col("row_right").alias("right")).unique()
+    pairs = pairs.group_by(pl.col("row").alias("left"), pl.col("row_right").alias("right")).len()
+    pairs = pairs.filter(pl.col("len") >= min_shared).drop("len")
     return KeyPairs(pairs, capped)
 
 
@@ -77,12 +81,30 @@ def brand_title_keys(rows: pl.DataFrame, settings: BlockingSettings) -> pl.DataF
     ).drop("n_tokens")
 
 
-KEY_FUNCTIONS = {"model": model_keys, "gtin": gtin_keys, "brand_title": brand_title_keys}
+def brand_words_keys(rows: pl.DataFrame, settings: BlockingSettings) -> pl.DataFrame:
+    """The listing's brand (its own, else the one its title names) plus each two adjacent words of its
+    title without colours, sizes and the brand's own words, wherever they stand in the title."""
+    # Sellers put the product type before the line name ("Tenis Olvix Pace 35", "Olvix Sneakers Pace 35")
+    # or leave it out, so a key on the title's first words misses them; the line's words stay adjacent.
+    brand = listed_brands(rows)
+    words = (
+        rows.select("side", "row", brand.alias("brand"), tokenize(pl.col("attr_core").fill_null("")).alias("word"))
+        .filter(pl.col("brand").is_not_null())
+        .with_columns(tokenize(pl.col("brand")).alias("brand_words"))
+        .explode("word")
+        .filter(pl.col("word").is_not_null() & ~pl.col("word").is_in(pl.col("brand_words")))
+    )
+    nxt = pl.col("word").shift(-1).over(["side", "row"])
+    return words.select("side", "row", pl.concat_str([pl.col("brand"), pl.lit("|"), pl.col("word"), pl.lit(" "), nxt]).alias("key"))
+
+
+KEY_FUNCTIONS = {"model": model_keys, "gtin": gtin_keys, "brand_title": brand_title_keys, "brand_words": brand_words_keys}
 
 
 def key_blocker(name: str, rows: pl.DataFrame, settings: BlockingSettings, two_sources: bool) -> KeyPairs:
-    """Run one exact-key blocker (``model``, ``gtin`` or ``brand_title``) over stacked rows."""
-    return block_pairs(KEY_FUNCTIONS[name](rows, settings), settings.max_block_size, two_sources)
+    """Run one exact-key blocker (``model``, ``gtin``, ``brand_title`` or ``brand_words``) over stacked rows."""
+    min_shared = settings.brand_words_min_shared if name == "brand_words" else 1
+    return block_pairs(KEY_FUNCTIONS[name](rows, settings), settings.max_block_size, two_sources, min_shared)
 
 
 def sorted_neighbourhood(rows: pl.DataFrame, settings: BlockingSettings, two_sources: bool) -> pl.DataFrame:

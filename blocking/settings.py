@@ -14,7 +14,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 EMBEDDERS_DIR = REPO_ROOT / "data" / "embedders"
 DEFAULT_STATIC_MODEL = "minilm-static"
 
-KEY_BLOCKERS = ("model", "gtin", "brand_title", "sorted")
+KEY_BLOCKERS = ("model", "gtin", "brand_title", "brand_words", "sorted")
 BLOCKERS = ("ann",) + KEY_BLOCKERS
 
 
@@ -53,10 +53,11 @@ class BlockingSettings(Settings):
     threads: int = Field(0, ge=0, description="FAISS threads; 0 = all cores")
 
     # Fuzzy keys; each is an independent blocker.
-    blockers: list[Literal["model", "gtin", "brand_title", "sorted"]] = Field(default_factory=lambda: list(KEY_BLOCKERS))
+    blockers: list[Literal["model", "gtin", "brand_title", "brand_words", "sorted"]] = Field(default_factory=lambda: list(KEY_BLOCKERS))
     max_block_size: int = Field(50, ge=2, description="a key shared by more records is capped (no pairs)")
     min_model_length: int = Field(4, ge=1)
     brand_title_tokens: int = Field(2, ge=1)
+    brand_words_min_shared: int = Field(2, ge=1, description="brand + word-pair keys two listings must share")
     sorted_window: int = Field(4, ge=1)
     sorted_min_score: float = Field(85.0, ge=0, le=100)
 

@@ -23,7 +23,7 @@ from features.records import CatalogError
 from features.text import normalize_text, tokenize
 from features.vocab import EDITION_RE, EDITION_SURFACE
 
-BLOCKERS = ("ann", "model", "gtin", "brand_title", "sorted")
+BLOCKERS = ("ann", "model", "gtin", "brand_title", "brand_words", "sorted")
 
 FEATURE_NAMES: list[str] = [
     # title strings (rapidfuzz scores / 100)

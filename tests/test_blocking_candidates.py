@@ -12,12 +12,12 @@ from blocking.settings import BlockingSettings
 
 
 def attrs(rows: list[tuple[str, str, str | None, list[str], str | None]], colors: list[list[str]] | None = None) -> pl.DataFrame:
-    """An attribute frame: id, attr_title, attr_brand, attr_models, attr_gtin, attr_colors, attr_sizes."""
+    """An attribute frame: id, attr_title (also attr_core), attr_brand, attr_models, attr_gtin, attr_colors, attr_sizes."""
     ids, titles, brands, models, gtins = zip(*rows)
     return pl.DataFrame(
-        {"id": ids, "attr_title": titles, "attr_brand": brands, "attr_models": models, "attr_gtin": gtins,
+        {"id": ids, "attr_title": titles, "attr_core": titles, "attr_brand": brands, "attr_models": models, "attr_gtin": gtins,
          "attr_colors": colors or [[] for _ in ids], "attr_sizes": [[] for _ in ids]},
-        schema={"id": pl.String, "attr_title": pl.String, "attr_brand": pl.String, "attr_models": pl.List(pl.String),
+        schema={"id": pl.String, "attr_title": pl.String, "attr_core": pl.String, "attr_brand": pl.String, "attr_models": pl.List(pl.String),
                 "attr_gtin": pl.String, "attr_colors": pl.List(pl.String), "attr_sizes": pl.List(pl.String)},
     )
 
@@ -144,3 +144,20 @@ def test_brand_title_key_ignores_a_leading_brand():
     settings = BlockingSettings(ann=False, blockers=["brand_title"], brand_title_tokens=2)
     pairs, _ = generate_candidates(frame, unit_vectors(3), settings)
     assert set(pair_set(pairs)) == {("a", "b")}
+
+
+def test_brand_words_key_finds_the_line_wherever_the_title_puts_it():
+    frame = attrs([
+        ("a", "tenis olvix pace 35 lite mujer", None, [], None),  # brand only in the title, after the noun
+        ("b", "olvix pace 35 lite womens running shoes", "olvix", [], None),
+        ("c", "olvix trail 9 gtx mens hiking boots", "olvix", [], None),
+        ("d", "zapatillas pace 35 lite hombre", "corvix", [], None),  # the same words under another brand
+        ("e", "olvix pace 35", "olvix", [], None),  # shares one word pair with a and b
+    ])
+    settings = BlockingSettings(ann=False, blockers=["brand_words"])
+    pairs, _ = generate_candidates(frame, unit_vectors(5), settings)
+    assert pair_set(pairs) == {("a", "b"): ["brand_words"]}
+    leading, _ = generate_candidates(frame, unit_vectors(5), settings.model_copy(update={"blockers": ["brand_title"]}))
+    assert ("a", "b") not in pair_set(leading)
+    one, _ = generate_candidates(frame, unit_vectors(5), settings.model_copy(update={"brand_words_min_shared": 1}))
+    assert set(pair_set(one)) == {("a", "b"), ("a", "e"), ("b", "e")}

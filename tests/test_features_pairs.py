@@ -110,7 +110,7 @@ def test_quantity_price_and_blockers(attrs: pl.DataFrame) -> None:
     (row,) = _features(attrs, [("c1", "c2")], blockers=[["brand_title", "sorted"]])
     assert row["quantity_agree"] == 0.0 and row["capacity_agree"] == 1.0
     assert row["price_ratio"] == pytest.approx(4.5 / 8.0)
-    assert {b: row[f"blocker_{b}"] for b in BLOCKERS} == {"ann": 0, "model": 0, "gtin": 0, "brand_title": 1, "sorted": 1}
+    assert {b: row[f"blocker_{b}"] for b in BLOCKERS} == {"ann": 0, "model": 0, "gtin": 0, "brand_title": 1, "brand_words": 0, "sorted": 1}
     assert row["ann_cosine"] == pytest.approx(0.8)
 
 
