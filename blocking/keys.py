@@ -48,8 +48,14 @@ def block_pairs(keys: pl.DataFrame, max_block_size: int, two_sources: bool, min_
         pairs = keys.filter(pl.col("side") == 0).join(keys.filter(pl.col("side") == 1), on="key")
     else:
         pairs = keys.join(keys, on="key").filter(pl.col("row") < pl.col("row_right"))
-    pairs = pairs.group_by(pl.col("row").alias("left"), pl.col("row_right").alias("right")).len()
-    pairs = pairs.filter(pl.col("len") >= min_shared).drop("len")
+    # Each pair as one integer, sorted: a pair shared by m keys is then m equal codes in a row (a sort
+    # took a ninth of the time of grouping the 34M pairs that brand + word pairs give a million listings).
+    n = int(keys["row"].max() or 0) + 1
+    codes = pairs.select(pl.col("row").cast(pl.UInt64) * n + pl.col("row_right").cast(pl.UInt64)).to_series().sort()
+    if min_shared > 1:
+        codes = codes.filter(codes == codes.shift(min_shared - 1))
+    codes = codes.unique(maintain_order=True)
+    pairs = pl.DataFrame({"left": (codes // n).cast(pl.Int64), "right": (codes % n).cast(pl.Int64)})
     return KeyPairs(pairs, capped)
 
 
@@ -94,7 +100,9 @@ def brand_words_keys(rows: pl.DataFrame, settings: BlockingSettings) -> pl.DataF
         .explode("word")
         .filter(pl.col("word").is_not_null() & ~pl.col("word").is_in(pl.col("brand_words")))
     )
-    nxt = pl.col("word").shift(-1).over(["side", "row"])
+    # The next word of the same title (exploded titles lie one after another).
+    same = (pl.col("row").shift(-1) == pl.col("row")) & (pl.col("side").shift(-1) == pl.col("side"))
+    nxt = pl.when(same).then(pl.col("word").shift(-1))
     return words.select("side", "row", pl.concat_str([pl.col("brand"), pl.lit("|"), pl.col("word"), pl.lit(" "), nxt]).alias("key"))
 
 
