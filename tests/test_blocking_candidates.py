@@ -161,3 +161,7 @@ def test_brand_words_key_finds_the_line_wherever_the_title_puts_it():
     assert ("a", "b") not in pair_set(leading)
     one, _ = generate_candidates(frame, unit_vectors(5), settings.model_copy(update={"brand_words_min_shared": 1}))
     assert set(pair_set(one)) == {("a", "b"), ("a", "e"), ("b", "e")}
+    # Linking two sources: a left listing names its brand in the title only, the right one in its column.
+    linked, _ = generate_candidates(frame.slice(0, 1), unit_vectors(1), settings,
+                                    right=frame.slice(1, 4), right_emb=unit_vectors(4, seed=1))
+    assert pair_set(linked) == {("a", "b"): ["brand_words"]}
