@@ -8,14 +8,15 @@ from typing import Literal
 
 from pydantic import Field
 
+from features.pairs import BLOCKERS
 from features.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EMBEDDERS_DIR = REPO_ROOT / "data" / "embedders"
 DEFAULT_STATIC_MODEL = "minilm-static"
 
-KEY_BLOCKERS = ("model", "gtin", "brand_title", "brand_words", "sorted")
-BLOCKERS = ("ann",) + KEY_BLOCKERS
+# The blockers are features of each pair (``blocker_<name>``), so their list lives with the features.
+KEY_BLOCKERS = tuple(name for name in BLOCKERS if name != "ann")
 
 
 def default_cache_dir() -> Path:
@@ -53,7 +54,7 @@ class BlockingSettings(Settings):
     threads: int = Field(0, ge=0, description="FAISS threads; 0 = all cores")
 
     # Fuzzy keys; each is an independent blocker.
-    blockers: list[Literal["model", "gtin", "brand_title", "brand_words", "sorted"]] = Field(default_factory=lambda: list(KEY_BLOCKERS))
+    blockers: list[Literal[KEY_BLOCKERS]] = Field(default_factory=lambda: list(KEY_BLOCKERS))
     max_block_size: int = Field(50, ge=2, description="a key shared by more records is capped (no pairs)")
     min_model_length: int = Field(4, ge=1)
     brand_title_tokens: int = Field(2, ge=1)
