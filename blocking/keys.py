@@ -1,5 +1,5 @@
-"""Fuzzy-key blockers over attribute frames: model number, GTIN, brand + leading title tokens, and a
-sorted-neighbourhood pass over normalised titles.
+"""Fuzzy-key blockers over attribute frames: model number, GTIN, brand + leading title tokens, brand +
+adjacent title word pairs, and a sorted-neighbourhood pass over normalised titles.
 
 Every blocker returns row pairs ``left``, ``right`` (row positions in the left and right frames; in one
 catalog both index the same frame, with ``left < right``). Rows are numbered across both frames by a
