@@ -34,6 +34,18 @@ def test_mutated_catalog_changes_the_asked_fraction_and_keeps_truth():
     assert mutate_catalog(base, 0.1, seed=4).equals(later)
 
 
+def test_mutating_a_mutated_catalog_keeps_ids_unique():
+    # A second round re-lists listings of the first and copies of them (L1 and NL1 both copied).
+    catalog = generate_catalog(400, seed=2)
+    for seed in (4, 5, 6):
+        grown = mutate_catalog(catalog, 0.5, seed=seed)
+        assert grown["id"].is_unique().all()
+        touched = round(0.5 * catalog.height)
+        assert grown.height == catalog.height + touched - touched // 2
+        assert set(catalog["id"]) <= set(grown["id"])
+        catalog = grown
+
+
 def test_sizes_are_checked():
     assert parse_sizes("300,1_000") == [300, 1000]
     for bad in ("", "ten", "5"):
