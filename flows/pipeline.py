@@ -203,7 +203,8 @@ def write_run(
         if result.ann is not None:
             write_table(result.ann, tmp / ANN_FILE)
         if result.bests is not None:
-            write_table(result.bests, tmp / BESTS_FILE)
+            # Sorted: grouping leaves rows in no set order, and a run's files should not differ between runs.
+            write_table(result.bests.sort("id"), tmp / BESTS_FILE)
         if result.index is not None:
             save_index(result.index, tmp / INDEX_FILE)
         write_json(run_info, tmp / "run.json")
