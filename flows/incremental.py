@@ -558,14 +558,17 @@ def recluster(attrs: pl.DataFrame, scored: pl.DataFrame, previous: Previous, del
     the others keep the previous run's clusters (same members, same pairs, so the same result)."""
     affected, lonely = affected_records(attrs, scored, previous, delta, settings, carried)
     affected = affected.to_frame("id")
-    inside = pl.col("left_id").is_in(affected["id"].implode()) | pl.col("right_id").is_in(affected["id"].implode())
-    near = scored.filter(inside)
-    # Neighbours across weak pairs come along so confidences see every pair; their results are dropped.
-    members = pl.concat([affected["id"], near["left_id"], near["right_id"]]).unique().to_frame("id")
-    local = cluster_records(attrs.join(members, on="id", how="semi"), near, settings, progress=False)
-    local = local.join(affected, on="id", how="semi")
+    ids = affected["id"].implode()
+    # Affected components are whole, so a pair with one end outside is weak: it joins nothing (average
+    # linkage of weights below the thresholds stays below them) and weighs only in the confidence of a
+    # record alone in its group, which is taken over all of the record's pairs below.
+    local = cluster_records(attrs.join(affected, on="id", how="semi"),
+                            scored.filter(pl.col("left_id").is_in(ids) & pl.col("right_id").is_in(ids)),
+                            settings, progress=False)
+    alone = local.filter(pl.len().over("group_key") == 1)["id"]
     kept = _previous_clusters(previous, attrs.join(affected, on="id", how="anti").select("id"), attrs.height)
-    kept = kept.update(_lonely_confidence(scored, lonely), on="id")
+    confidence = _lonely_confidence(scored, pl.concat([alone, lonely]))
+    local, kept = local.update(confidence, on="id"), kept.update(confidence, on="id")
     clusters = attrs.select("id").join(pl.concat([local, kept], how="vertical_relaxed"), on="id", how="left",
                                        maintain_order="left")
     return clusters.select(local.columns), affected.height
