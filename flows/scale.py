@@ -52,8 +52,9 @@ def mutate_catalog(catalog: pl.DataFrame, fraction: float, seed: int) -> pl.Data
         .otherwise(pl.col("title")).alias("title"),
         pl.when(edit).then((pl.col("price") * 1.07).round(2)).otherwise(pl.col("price")).alias("price"),
     )
-    fresh = catalog[relisted].with_columns(
-        _new_ids(catalog[relisted]["id"], catalog["id"]),
+    copies = catalog[relisted]
+    fresh = copies.with_columns(
+        _new_ids(copies["id"], catalog["id"]),
         pl.concat_str([pl.col("title"), pl.lit("(relisted)")], separator=" ").alias("title"),
     )
     return pl.concat([changed, fresh])
@@ -62,8 +63,8 @@ def mutate_catalog(catalog: pl.DataFrame, fraction: float, seed: int) -> pl.Data
 def _new_ids(copied: pl.Series, taken: pl.Series) -> pl.Series:
     """``N`` + each copied id, with more ``N`` until it is in neither the catalog nor earlier in the list
     (a catalog mutated before holds ``N`` ids already: ``L1`` and ``NL1`` both copied would clash)."""
-    ids = "N" + copied
-    while (clash := ids.is_in(taken.implode()) | ~ids.is_first_distinct()).any():
+    ids, taken = "N" + copied, taken.implode()
+    while (clash := ids.is_in(taken) | ~ids.is_first_distinct()).any():
         ids = ids.zip_with(~clash, "N" + ids)
     return ids.alias("id")
 
