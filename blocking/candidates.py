@@ -130,7 +130,8 @@ class PairCoder:
 def union(found: list[pl.DataFrame], coder: PairCoder, names: list[str]) -> pl.DataFrame:
     """Merge per-blocker coded pairs (``code``, ``sim``, ``bit``: 1 << the blocker's place in ``names``)
     into one row per pair with its ids and sorted blockers, sorted by ids."""
-    if not found:
+    found = [pairs for pairs in found if not pairs.is_empty()]
+    if not found:  # also keeps the schema: a replace over no masks would leave the bits' integer type
         return pl.DataFrame(schema=PAIRS_SCHEMA)
     merged = (
         pl.concat(found)

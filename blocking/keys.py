@@ -118,8 +118,12 @@ def key_blocker(name: str, rows: pl.DataFrame, settings: BlockingSettings, two_s
 def sorted_neighbourhood(rows: pl.DataFrame, settings: BlockingSettings, two_sources: bool) -> pl.DataFrame:
     """Pair each title with the next ``sorted_window`` titles in sort order, kept if rapidfuzz agrees."""
     order = rows.select("side", "row", pl.col("attr_title").fill_null("").alias("title")).sort(["title", "side", "row"])
+    # A catalog of w rows or fewer has fewer than w titles after any title.
+    window = min(settings.sorted_window, order.height - 1)
+    if window < 1:
+        return pl.DataFrame(schema=PAIR_SCHEMA)
     offsets = []
-    for offset in range(1, settings.sorted_window + 1):
+    for offset in range(1, window + 1):
         a, b = order.slice(0, order.height - offset), order.slice(offset)
         offsets.append(pl.concat([a, b.rename(lambda c: c + "_b")], how="horizontal"))
     cand = pl.concat(offsets).filter((pl.col("title") != "") & (pl.col("title_b") != ""))

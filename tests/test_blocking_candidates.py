@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from blocking.candidates import generate_candidates
+from blocking.candidates import PAIRS_SCHEMA, generate_candidates
 from blocking.settings import BlockingSettings
 
 
@@ -133,6 +133,17 @@ def test_sorted_neighbourhood_pairs_near_identical_titles_only():
     settings = BlockingSettings(ann=False, blockers=["sorted"], sorted_window=3, sorted_min_score=90)
     pairs, _ = generate_candidates(frame, unit_vectors(4), settings)
     assert set(pair_set(pairs)) == {("a", "b"), ("a", "c"), ("b", "c")}
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_a_catalog_no_larger_than_the_sorted_window(n):
+    """Fewer titles than the window (an analyst's tiny extract): every pair is compared once, and a lone
+    record yields an empty candidate frame with the usual columns."""
+    frame = attrs([(f"r{i}", "zeta phone 12 pro max", None, [], None) for i in range(n)])
+    settings = BlockingSettings(blockers=["sorted", "model", "brand_title", "brand_words"], sorted_window=4)
+    pairs, _ = generate_candidates(frame, unit_vectors(n), settings, progress=False)
+    assert set(pair_set(pairs)) == {(f"r{i}", f"r{j}") for i in range(n) for j in range(i + 1, n)}
+    assert pairs.schema == PAIRS_SCHEMA
 
 
 def test_brand_title_key_ignores_a_leading_brand():
