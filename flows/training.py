@@ -116,7 +116,10 @@ def load_training_data(catalog: str | os.PathLike, blocking: BlockingSettings,
     if labels is None:
         if right_records is not None:
             raise CatalogError(right, "two sources need a labelled pairs file (--labels)")
-        prepared, y = catalog_training_data(records, blocking, matcher, expand)
+        try:
+            prepared, y = catalog_training_data(records, blocking, matcher, expand)
+        except CatalogError as exc:
+            raise CatalogError(catalog, exc.message, row=exc.row, column=exc.column) from None
         groups = pair_groups(prepared)
     else:
         try:

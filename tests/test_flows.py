@@ -16,6 +16,7 @@ from blocking.embed import load_embedder
 from blocking.settings import BlockingSettings
 from features.generate import generate_catalog
 from features.io import write_table
+from features.records import CatalogError
 from flows import pipeline
 from flows.settings import DedupParams, PipelineSettings, RunnerSettings
 from flows.training import train_from_files
@@ -81,13 +82,24 @@ def test_bad_catalog_or_mismatched_model_fails_before_the_flow_starts(workspace,
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: {bad}, row 2, column 'id': duplicate id '1' (first at row 1)"]
     assert not (tmp_path / "out").exists()
-    from features.records import CatalogError
     from flows.dedup import preflight
 
     static = params(workspace, "never").model_copy(update={"settings": PipelineSettings(
         blocking=BlockingSettings(backend="static", cache_dir=workspace["root"] / "emb"))})
     with pytest.raises(CatalogError, match="trained with embeddings torch/.* but this run uses static/"):
         preflight(static)
+
+
+def test_training_errors_name_the_catalog(workspace, tmp_path):
+    catalog = pl.read_csv(workspace["catalog"], infer_schema_length=0)
+    unrelated = write_table(catalog.unique("family_id", keep="first", maintain_order=True).head(2), tmp_path / "two.csv")
+    blocking = BlockingSettings(cache_dir=workspace["root"] / "emb")
+    with pytest.raises(CatalogError, match=f"^{unrelated}: blocking found no true pair"):
+        train_from_files(unrelated, tmp_path / "model", MatcherSettings(), blocking)
+    untruthful = write_table(catalog.drop("product_id", "family_id"), tmp_path / "no-truth.csv")
+    with pytest.raises(CatalogError, match=f"^{untruthful}, column 'product_id': training needs truth"):
+        train_from_files(untruthful, tmp_path / "model", MatcherSettings(), blocking)
+    assert not (tmp_path / "model").exists()
 
 
 def test_dedup_flow_writes_run_folder_and_artifacts(harness, workspace):
@@ -159,6 +171,21 @@ def test_rerun_with_previous_keeps_every_id(harness, workspace):
     assert a["variant_family_id"].to_list() == b["variant_family_id"].to_list()
     events = set(pl.read_parquet(second.out / "lineage.parquet")["event"].to_list())
     assert events <= {"kept"}
+
+
+def test_one_and_two_listing_catalogs_run_end_to_end(harness, workspace):
+    """An analyst's tiny extract: no candidate pairs at all, then one pair, the first run as previous."""
+    catalog = pl.read_csv(workspace["catalog"], infer_schema_length=0)
+    one, two = (write_table(catalog.head(n), workspace["root"] / f"tiny-{n}.csv") for n in (1, 2))
+    first = params(workspace, "tiny-run-1").model_copy(update={"catalog": one})
+    info = run(first)
+    assert info["counts"]["records"] == 1 and info["counts"]["candidates"] == 0
+    records = pl.read_parquet(first.out / "records.parquet")
+    assert records["id"].to_list() == catalog["id"].head(1).to_list()
+    second = params(workspace, "tiny-run-2").model_copy(update={"catalog": two, "previous": first.out})
+    run(second)
+    kept = pl.read_parquet(second.out / "records.parquet").join(records, on="id", suffix="_before")
+    assert kept["duplicate_group_id"].to_list() == kept["duplicate_group_id_before"].to_list()
 
 
 def test_each_two_hop_round_scores_the_pairs_the_round_before_it_left(harness, workspace):
