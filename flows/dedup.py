@@ -20,7 +20,7 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from blocking.candidates import generate_candidates
+from blocking.candidates import BLOCKING_REVISION, generate_candidates
 from blocking.embed import embed_records, load_embedder
 from features.attributes import extract_attributes
 from features.idf import TokenIdf
@@ -250,8 +250,8 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
     previous = incremental.load_previous(params.previous) if one_catalog else None
     hashes = incremental.content_hashes(left_records)
     delta = incremental.diff_records(hashes, previous)
-    # Another model, feature list or blocking/cluster setting makes every earlier score stale.
-    fingerprint = incremental.reuse_fingerprint(__version__, FEATURE_REVISION, FEATURE_NAMES,
+    # Another model, feature list, blocking/cluster setting or code revision makes every earlier score stale.
+    fingerprint = incremental.reuse_fingerprint(__version__, BLOCKING_REVISION, FEATURE_REVISION, FEATURE_NAMES,
                                                 settings.blocking.model_dump(mode="json"),
                                                 settings.cluster.model_dump(mode="json"),
                                                 settings.expand.model_dump(mode="json"), file_hash(params.model / "model.txt"))
@@ -271,16 +271,17 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
     # Attributes depend on the colour brands too, which may be an earlier run's.
     data_key = [frame_hash(left_records), frame_hash(right_records) if right_records is not None else None,
                 settings.blocking.model_dump(mode="json"), brands]
+    block_key = content_key("block", __version__, BLOCKING_REVISION, *data_key)
     blocked = None
     with probe.stage("block"):
         if one_catalog:
             requery = settings.neighbour_requery or (
                 "exact" if left_attrs.height <= settings.blocking.exact_max_records else "touched")
             blocked = block_catalog_task(left, settings.blocking, previous, delta, reuse_records, requery == "exact",
-                                         cache, content_key("block", *data_key))
+                                         cache, block_key)
             pairs = blocked.candidates
         else:
-            pairs = block_task(left, right, settings.blocking, cache, content_key("block", *data_key))
+            pairs = block_task(left, right, settings.blocking, cache, block_key)
     other = right or left
     with tempfile.TemporaryDirectory(prefix="catalog-match-features-") as parts_dir:
         # A refitted IDF changes every pair's features: none are reused.
