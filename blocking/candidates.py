@@ -17,10 +17,6 @@ from blocking.settings import BlockingSettings
 KEY_COLUMNS = ["attr_title", "attr_brand", "attr_core", "attr_models", "attr_gtin"]
 # The report lists the biggest capped keys; the count covers all of them.
 CAPPED_KEYS_SHOWN = 20
-# Raised whenever the blockers propose other pairs for the same records and settings: cached candidates
-# and a previous run's neighbour lists of another revision are stale. 1: since 2026-12-07 (the stage
-# cache's candidate keys had no code revision before).
-BLOCKING_REVISION = 1
 PAIRS_SCHEMA = {"left_id": pl.String, "right_id": pl.String, "blockers": pl.List(pl.String), "ann_sim": pl.Float32}
 
 

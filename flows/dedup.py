@@ -20,7 +20,7 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from blocking.candidates import BLOCKING_REVISION, generate_candidates
+from blocking.candidates import generate_candidates
 from blocking.embed import embed_records, load_embedder
 from features.attributes import extract_attributes
 from features.idf import TokenIdf
@@ -28,12 +28,12 @@ from features.io import file_hash, frame_hash, write_json, write_table
 from features.joins import PAIR_KEYS
 from features.pairs import FEATURE_NAMES, FEATURE_REVISION, RANKED, RecordValues, apply_gaps, record_bests
 from features.records import CatalogError, load_catalog
-from flows import __version__, incremental, pipeline
+from flows import incremental, pipeline
 from flows.incremental import ROW, Blocked, Carried, Delta, Previous
 from flows.pipeline import RunResult, Side
 from flows.probe import StageProbe
 from flows.settings import DedupParams, RunnerSettings, ServeSettings
-from flows.stage_cache import StageCache, content_key
+from flows.stage_cache import StageCache, code_revision, content_key
 from matching.cluster import cluster_records
 from matching.expand import round_pairs
 from matching.lineage import assign_stable_ids
@@ -251,7 +251,7 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
     hashes = incremental.content_hashes(left_records)
     delta = incremental.diff_records(hashes, previous)
     # Another model, feature list, blocking/cluster setting or code revision makes every earlier score stale.
-    fingerprint = incremental.reuse_fingerprint(__version__, BLOCKING_REVISION, FEATURE_REVISION, FEATURE_NAMES,
+    fingerprint = incremental.reuse_fingerprint(code_revision(), FEATURE_REVISION, FEATURE_NAMES,
                                                 settings.blocking.model_dump(mode="json"),
                                                 settings.cluster.model_dump(mode="json"),
                                                 settings.expand.model_dump(mode="json"), file_hash(params.model / "model.txt"))
@@ -271,7 +271,7 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
     # Attributes depend on the colour brands too, which may be an earlier run's.
     data_key = [frame_hash(left_records), frame_hash(right_records) if right_records is not None else None,
                 settings.blocking.model_dump(mode="json"), brands]
-    block_key = content_key("block", __version__, BLOCKING_REVISION, *data_key)
+    block_key = content_key("block", code_revision(), *data_key)
     blocked = None
     with probe.stage("block"):
         if one_catalog:
@@ -285,7 +285,7 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
     other = right or left
     with tempfile.TemporaryDirectory(prefix="catalog-match-features-") as parts_dir:
         # A refitted IDF changes every pair's features: none are reused.
-        feature_key = [__version__, FEATURE_REVISION, FEATURE_NAMES, *data_key, idf.to_json()]
+        feature_key = [code_revision(), FEATURE_REVISION, FEATURE_NAMES, *data_key, idf.to_json()]
         rounds = _Rounds(left, other, idf, cache, feature_key,
                          previous if reuse_records and not idf_refit else None, delta, Path(parts_dir), params.model,
                          settings.runner.pair_chunk_size, one_catalog, probe, settings.runner.kind == "dask")
@@ -321,6 +321,7 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
             "counts": result.counts,
             "metrics": result.metrics,
             "cache_hits": cache.hits,
+            "code_revision": code_revision(),
             "reuse_fingerprint": fingerprint,
             "incremental": {
                 "reuse": reuse, "records": delta.counts, "changed_fraction": round(delta.fraction, 6),

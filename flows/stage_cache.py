@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -15,11 +16,26 @@ import polars as pl
 from features.io import write_table
 
 log = logging.getLogger(__name__)
+PACKAGES = ("blocking", "features", "matching", "flows")
+SOURCE_ROOT = Path(__file__).resolve().parents[1]
 
 
 def default_cache_root() -> Path:
     """Where stage results are kept unless a setting says otherwise."""
     return Path(os.environ.get("CATALOG_MATCH_CACHE", Path.home() / ".cache" / "catalog-match")) / "stages"
+
+
+@functools.cache
+def code_revision(root: Path = SOURCE_ROOT) -> str:
+    """Hash of the pipeline's own source code (its four packages under ``root``): what a cache key or a
+    run's reuse fingerprint holds so that results of other code, cached or in a previous run folder, are
+    not reused."""
+    # A version number is not raised for every change to blocking, attributes or clustering; the source is.
+    digest = hashlib.sha256()
+    for package in PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def content_key(*parts: Any) -> str:
