@@ -26,7 +26,7 @@ from features.attributes import extract_attributes
 from features.idf import TokenIdf
 from features.io import file_hash, frame_hash, write_json, write_table
 from features.joins import PAIR_KEYS
-from features.pairs import FEATURE_NAMES, FEATURE_REVISION, RANKED, RecordValues, apply_gaps, record_bests
+from features.pairs import FEATURE_NAMES, RANKED, RecordValues, apply_gaps, record_bests
 from features.records import CatalogError, load_catalog
 from flows import incremental, pipeline
 from flows.incremental import ROW, Blocked, Carried, Delta, Previous
@@ -250,9 +250,8 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
     previous = incremental.load_previous(params.previous) if one_catalog else None
     hashes = incremental.content_hashes(left_records)
     delta = incremental.diff_records(hashes, previous)
-    # Another model, feature list, blocking/cluster setting or code revision makes every earlier score stale.
-    fingerprint = incremental.reuse_fingerprint(code_revision(), FEATURE_REVISION, FEATURE_NAMES,
-                                                settings.blocking.model_dump(mode="json"),
+    # Other code, another model or blocking/cluster setting makes every earlier score stale.
+    fingerprint = incremental.reuse_fingerprint(settings.blocking.model_dump(mode="json"),
                                                 settings.cluster.model_dump(mode="json"),
                                                 settings.expand.model_dump(mode="json"), file_hash(params.model / "model.txt"))
     reuse = settings.incremental and previous is not None and previous.fingerprint == fingerprint
@@ -271,21 +270,20 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
     # Attributes depend on the colour brands too, which may be an earlier run's.
     data_key = [frame_hash(left_records), frame_hash(right_records) if right_records is not None else None,
                 settings.blocking.model_dump(mode="json"), brands]
-    block_key = content_key("block", code_revision(), *data_key)
     blocked = None
     with probe.stage("block"):
         if one_catalog:
             requery = settings.neighbour_requery or (
                 "exact" if left_attrs.height <= settings.blocking.exact_max_records else "touched")
             blocked = block_catalog_task(left, settings.blocking, previous, delta, reuse_records, requery == "exact",
-                                         cache, block_key)
+                                         cache, content_key("block", *data_key))
             pairs = blocked.candidates
         else:
-            pairs = block_task(left, right, settings.blocking, cache, block_key)
+            pairs = block_task(left, right, settings.blocking, cache, content_key("block", *data_key))
     other = right or left
     with tempfile.TemporaryDirectory(prefix="catalog-match-features-") as parts_dir:
         # A refitted IDF changes every pair's features: none are reused.
-        feature_key = [code_revision(), FEATURE_REVISION, FEATURE_NAMES, *data_key, idf.to_json()]
+        feature_key = [*data_key, idf.to_json()]
         rounds = _Rounds(left, other, idf, cache, feature_key,
                          previous if reuse_records and not idf_refit else None, delta, Path(parts_dir), params.model,
                          settings.runner.pair_chunk_size, one_catalog, probe, settings.runner.kind == "dask")

@@ -56,7 +56,7 @@ from features.joins import PAIR_KEYS, join_pairs
 from features.pairs import RANKED
 from features.records import feature_columns
 from features.store import scan_features
-from flows.stage_cache import content_key
+from flows.stage_cache import code_revision, content_key
 from matching.cluster import cluster_records, components, lone_confidence, pair_weights
 from matching.settings import ClusterSettings
 
@@ -67,9 +67,6 @@ IDF_FILE = "idf.json"
 BRANDS_FILE = "colour_brands.json"
 ATTRIBUTES_FILE = "attributes.parquet"
 BESTS_FILE = "bests.parquet"
-# Raised when run folders gain or change a file the next run reads: an older folder is then not reused.
-# 3: features-earlier/ (carried feature rows left in the files that hold them).
-LAYOUT = 3
 ROW = "_row"  # a pair's row in the previous run's features file
 ANN_SCHEMA = {"id": pl.String, "bound": pl.Float32, "hits": pl.List(pl.String), "sims": pl.List(pl.Float32)}
 # Range search and query scoring can differ in the last float bits; a margin keeps the test conservative.
@@ -84,9 +81,9 @@ def content_hashes(records: pl.DataFrame) -> pl.DataFrame:
 
 
 def reuse_fingerprint(*parts: Any) -> str:
-    """What must not have changed for a run to reuse an earlier run's work (code, features, settings, model,
-    run folder layout)."""
-    return content_key("reuse", LAYOUT, *parts)
+    """What must not have changed for a run to reuse an earlier run's work: this code (its features and
+    run folder layout with it) and ``parts`` (settings, model)."""
+    return content_key("reuse", code_revision(), *parts)
 
 
 @dataclass

@@ -27,8 +27,8 @@ def default_cache_root() -> Path:
 
 @functools.cache
 def code_revision(root: Path = SOURCE_ROOT) -> str:
-    """Hash of the pipeline's own source code (its four packages under ``root``): what a cache key or a
-    run's reuse fingerprint holds so that results of other code, cached or in a previous run folder, are
+    """Hash of the pipeline's own source code (its four packages under ``root``): what the stage cache and
+    a run's reuse fingerprint hold so that results of other code, cached or in a previous run folder, are
     not reused."""
     # A version number is not raised for every change to blocking, attributes or clustering; the source is.
     digest = hashlib.sha256()
@@ -39,12 +39,13 @@ def code_revision(root: Path = SOURCE_ROOT) -> str:
 
 
 def content_key(*parts: Any) -> str:
-    """Hash JSON-able parts (content hashes, settings, versions) into a cache key."""
+    """Hash JSON-able parts (content hashes, settings) into a cache key."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
 class StageCache:
-    """Keeps one Parquet file per (stage, key); keys are content hashes of the stage's inputs."""
+    """Keeps one Parquet file per (stage, key); keys are content hashes of the stage's inputs. Each code
+    revision keeps its results in a folder of its own, so no other code's results are read."""
 
     def __init__(self, root: Path | None):
         self.root = Path(root) if root is not None else default_cache_root()
@@ -52,7 +53,7 @@ class StageCache:
 
     def path(self, stage: str, key: str) -> Path:
         """File that holds the stage result for ``key``."""
-        return self.root / stage / f"{key}.parquet"
+        return self.root / code_revision() / stage / f"{key}.parquet"
 
     def has(self, stage: str, key: str) -> bool:
         """Whether a readable result for ``key`` is kept (its Parquet footer reads)."""

@@ -161,12 +161,12 @@ def test_failed_scoring_resumes_without_reembedding(harness, workspace, monkeypa
 
 
 def test_stage_results_of_other_code_are_not_reused(harness, workspace, monkeypatch):
-    from flows import dedup
+    from flows import stage_cache
 
     run(params(workspace, "run-rev-1", cache="stages-rev"))
     hits = run(params(workspace, "run-rev-2", cache="stages-rev"))["cache_hits"]
     assert hits.get("candidates") == 1 and hits.get("features", 0) >= 1
-    monkeypatch.setattr(dedup, "code_revision", lambda: "other code")
+    monkeypatch.setattr(stage_cache, "code_revision", lambda: "other code")
     assert run(params(workspace, "run-rev-3", cache="stages-rev"))["cache_hits"] == {}
 
 
