@@ -112,20 +112,17 @@ def load_training_data(catalog: str | os.PathLike, blocking: BlockingSettings,
     enabled), or from a labelled pairs file."""
     records = load_catalog(catalog)
     right_records = load_catalog(right) if right is not None else None
-    groups = None
-    if labels is None:
-        if right_records is not None:
-            raise CatalogError(right, "two sources need a labelled pairs file (--labels)")
-        try:
+    if labels is None and right_records is not None:
+        raise CatalogError(right, "two sources need a labelled pairs file (--labels)")
+    try:
+        if labels is None:
             prepared, y = catalog_training_data(records, blocking, matcher, expand)
-        except CatalogError as exc:
-            raise CatalogError(catalog, exc.message, row=exc.row, column=exc.column) from None
-        groups = pair_groups(prepared)
-    else:
-        try:
+        else:
             prepared, y = pairs_training_data(read_labels(labels), records, blocking, right_records)
-        except CatalogError as exc:
-            raise CatalogError(labels, exc.message, row=exc.row, column=exc.column) from None
+    except CatalogError as exc:  # name the file the truth came from
+        raise CatalogError(catalog if labels is None else labels, exc.message, row=exc.row,
+                           column=exc.column) from None
+    groups = pair_groups(prepared) if labels is None else None
     inputs = {Path(p).name: file_hash(p) for p in (catalog, right, labels) if p is not None}
     return TrainingData(prepared.features, np.asarray(y), groups, prepared.embedding_model, inputs)
 
