@@ -19,11 +19,11 @@ class BlockingMetrics(BaseModel):
 
     true_pairs: int
     found: int
-    pair_completeness: float
+    pair_completeness: float | None  # None: no true pairs, so nothing to find
     candidates: int
     candidates_per_record: float
     reduction_ratio: float
-    completeness_per_blocker: dict[str, float]
+    completeness_per_blocker: dict[str, float | None]
     only_found_by: dict[str, int]
 
 
@@ -89,15 +89,17 @@ def blocking_metrics(
     truth = canonical(truth, two_sources)
     hits = join_pairs(truth, pairs.select(*PAIR_KEYS, "blockers"), "inner")
     blockers = sorted(set(pairs["blockers"].explode().drop_nulls().unique().to_list()))
-    per_blocker = {
-        b: round(hits.filter(pl.col("blockers").list.contains(b)).height / max(truth.height, 1), 4) for b in blockers
-    }
+
+    def share(found: int) -> float | None:
+        return round(found / truth.height, 4) if truth.height else None
+
+    per_blocker = {b: share(hits.filter(pl.col("blockers").list.contains(b)).height) for b in blockers}
     alone = pl.col("blockers").list.len() == 1
     only = {b: hits.filter(alone & pl.col("blockers").list.contains(b)).height for b in blockers}
     return BlockingMetrics(
         true_pairs=truth.height,
         found=hits.height,
-        pair_completeness=round(hits.height / max(truth.height, 1), 4),
+        pair_completeness=share(hits.height),
         candidates=pairs.height,
         candidates_per_record=round(candidates_per_record(pairs.height, n_left, n_right), 3),
         reduction_ratio=round(reduction_ratio(pairs.height, n_left, n_right), 6),

@@ -61,6 +61,12 @@ def test_blocking_metrics_on_a_tiny_fixture():
     assert reduction_ratio(10, 5, 4) == pytest.approx(1 - 10 / 20)
 
 
+def test_completeness_is_undefined_without_true_pairs():
+    m = blocking_metrics(pairs_frame([("a", "b", ["ann"])]), pl.DataFrame(schema={"left_id": pl.String, "right_id": pl.String}),
+                         n_left=3)
+    assert m.true_pairs == 0 and m.pair_completeness is None and m.completeness_per_blocker == {"ann": None}
+
+
 def test_block_command_prints_completeness_and_writes_pairs(tmp_path):
     catalog = tmp_path / "catalog.csv"
     catalog.write_text(
@@ -81,6 +87,13 @@ def test_block_command_prints_completeness_and_writes_pairs(tmp_path):
     assert {("1", "2"), ("3", "4")} <= set(pairs.select("left_id", "right_id").rows())
     data = json.loads(report.read_text())
     assert data["metrics"]["found"] == 2 and data["report"]["total_candidates"] == pairs.height
+    # Every listing its own product: no true pair to find, and no completeness to claim.
+    singles = tmp_path / "singles.csv"
+    singles.write_text("id,title,product_id\n1,Acme drill,p1\n2,Acme drill kit,p2\n")
+    result = CliRunner().invoke(app, ["block", str(singles), "--settings", str(settings), "--json", str(report)])
+    assert result.exit_code == 0, result.output
+    assert "pair completeness undefined" in result.output
+    assert json.loads(report.read_text())["metrics"]["pair_completeness"] is None
 
 
 def test_block_command_rejects_bad_settings(tmp_path):

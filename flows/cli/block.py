@@ -104,10 +104,9 @@ def block(
     if truth_pairs is not None:
         metrics = blocking_metrics(pairs, truth_pairs, left.height, other.height if other is not None else None)
         result["metrics"] = metrics.model_dump()
-        console.print(
-            f"pair completeness {metrics.pair_completeness:.4f} ({metrics.found:,}/{metrics.true_pairs:,}), "
-            f"reduction ratio {metrics.reduction_ratio:.5f}"
-        )
+        completeness = ("undefined (the truth pairs no records)" if metrics.pair_completeness is None
+                        else f"{metrics.pair_completeness:.4f} ({metrics.found:,}/{metrics.true_pairs:,})")
+        console.print(f"pair completeness {completeness}, reduction ratio {metrics.reduction_ratio:.5f}")
         console.print("completeness per blocker: " + json.dumps(metrics.completeness_per_blocker))
         console.print("true pairs found by one blocker only: " + json.dumps(metrics.only_found_by))
     if json_out is not None:
