@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 import pytest
 
-from features.joins import join_pairs
+from features.joins import PAIR_KEYS, join_pairs
 
 LEFT = pl.DataFrame({"left_id": ["c", "a", "b", "a"], "right_id": ["d", "z", "c", "b"], "x": [1, 2, 3, 4]})
 RIGHT = pl.DataFrame({"left_id": ["a", "c", "q"], "right_id": ["b", "d", "r"], "y": [10, 20, 30]})
@@ -30,3 +31,22 @@ def test_full_join_keeps_unmatched_rows_of_both_sides():
     assert joined.height == 5
     assert joined.filter(pl.col("left_id") == "q")["y"].to_list() == [30]
     assert joined.sort("x", nulls_last=True)["x"].to_list() == [1, 2, 3, 4, None]
+
+
+@pytest.mark.parametrize("how", ["inner", "left", "semi", "anti", "full"])
+def test_joins_on_the_pair_key_equal_joins_on_both_id_columns(how):
+    # Ids that share a left or a right id, or swap them: only both ids together make a pair.
+    rng = np.random.default_rng(0)
+    ids = [f"r{i}" for i in range(40)]
+
+    def pairs(n: int, value: str) -> pl.DataFrame:
+        return pl.DataFrame({"left_id": rng.choice(ids, n), "right_id": rng.choice(ids, n),
+                             value: rng.integers(0, 100, n)}).unique(PAIR_KEYS)
+
+    left, right = pairs(600, "x"), pairs(600, "y").with_columns(pl.col("y").alias("x"))
+    options = {"suffix": "_prev"} if how == "full" else {}
+    expected = left.join(right, on=PAIR_KEYS, how=how, coalesce=True, **options)
+    got = join_pairs(left, right, how, **options)
+    assert got.columns == expected.columns
+    assert 0 < got.height < left.height + right.height
+    assert got.sort(got.columns, nulls_last=True).equals(expected.sort(expected.columns, nulls_last=True))
