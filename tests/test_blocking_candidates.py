@@ -8,6 +8,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from blocking.candidates import PAIRS_SCHEMA, generate_candidates
+from blocking.keys import block_pairs
 from blocking.settings import BlockingSettings
 
 
@@ -176,3 +177,25 @@ def test_brand_words_key_finds_the_line_wherever_the_title_puts_it():
     linked, _ = generate_candidates(frame.slice(0, 1), unit_vectors(1), settings,
                                     right=frame.slice(1, 4), right_emb=unit_vectors(4, seed=1))
     assert pair_set(linked) == {("a", "b"): ["brand_words"]}
+
+
+@pytest.mark.parametrize("two_sources", [False, True])
+@pytest.mark.parametrize("min_shared", [1, 2])
+def test_key_blocks_pair_exactly_the_rows_sharing_enough_uncapped_keys(two_sources, min_shared):
+    rng = np.random.default_rng(3)
+    n, cap = 400, 6
+    keys = pl.DataFrame({"side": rng.integers(0, 2 if two_sources else 1, n).astype(np.int8),
+                         "row": rng.integers(0, 40, n), "key": rng.choice([f"k{i}" for i in range(120)] + [""], n)})
+    held = keys.filter(pl.col("key") != "").unique()
+    sizes = held.group_by("key").len()
+    useful = held.join(sizes.filter(pl.col("len") <= cap), on="key", how="semi")
+    # By definition: count each pair's shared useful keys.
+    shared = useful.join(useful, on="key").filter(
+        (pl.col("side") < pl.col("side_right")) if two_sources
+        else (pl.col("side") == pl.col("side_right")) & (pl.col("row") < pl.col("row_right")))
+    expected = shared.group_by("row", "row_right").len().filter(pl.col("len") >= min_shared).select(
+        pl.col("row").alias("left"), pl.col("row_right").alias("right")).sort("left", "right")
+    found = block_pairs(keys, cap, two_sources, min_shared)
+    assert expected.height > 0
+    assert_frame_equal(found.pairs, expected, check_dtypes=False)
+    assert set(found.capped["key"]) == set(sizes.filter(pl.col("len") > cap)["key"])
