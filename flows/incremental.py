@@ -52,7 +52,7 @@ from blocking.settings import BlockingSettings
 from features.attributes import ATTRIBUTE_COLUMNS, colour_brands, extract_attributes
 from features.idf import TokenIdf
 from features.io import atomic_path, write_table
-from features.joins import PAIR_KEY, PAIR_KEYS, join_pairs, pair_key
+from features.joins import PAIR_KEYS, join_pairs
 from features.pairs import RANKED
 from features.records import feature_columns
 from features.store import scan_features
@@ -452,15 +452,14 @@ def reusable_rows(candidates: pl.DataFrame, previous: Previous, delta: Delta) ->
     touched = delta.touched.implode()
     prev = (
         previous.features
-        .select(ROW, pair_key(), pl.col("blockers").alias("_blockers"), pl.col("ann_cosine").alias("_ann"),
-                unchanged=~pl.col("left_id").is_in(touched) & ~pl.col("right_id").is_in(touched))
-        .filter("unchanged").drop("unchanged")
+        .select(ROW, *PAIR_KEYS, pl.col("blockers").alias("_blockers"), pl.col("ann_cosine").alias("_ann"))
+        .filter(~pl.col("left_id").is_in(touched) & ~pl.col("right_id").is_in(touched))
     )
     same = (pl.col("blockers") == pl.col("_blockers")) & pl.col("ann_sim").fill_nan(None).eq_missing(
         pl.col("_ann").fill_nan(None))
     found = (
-        candidates.lazy().select(*PAIR_KEYS, pair_key(), "blockers", "ann_sim").with_row_index("_candidate")
-        .join(prev, on=PAIR_KEY).filter(same).select("_candidate", ROW, *PAIR_KEYS)
+        candidates.lazy().select(*PAIR_KEYS, "blockers", "ann_sim").with_row_index("_candidate")
+        .join(prev, on=PAIR_KEYS).filter(same).select("_candidate", ROW, *PAIR_KEYS)
         .collect(engine="streaming")
     )
     mask = np.zeros(candidates.height, dtype=bool)
