@@ -242,6 +242,7 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
     probe = StageProbe()
     settings = params.settings
     cache = StageCache(settings.stage_cache_dir)
+    pruned = cache.prune(settings.stage_cache_max_age_days) if settings.stage_cache_max_age_days else 0
     with probe.stage("load"):
         left_records = load_task(params.catalog)
         right_records = load_task(params.right) if params.right else None
@@ -319,6 +320,7 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
             "counts": result.counts,
             "metrics": result.metrics,
             "cache_hits": cache.hits,
+            "cache_pruned": pruned,
             "code_revision": code_revision(),
             "reuse_fingerprint": fingerprint,
             "incremental": {

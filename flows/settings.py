@@ -41,6 +41,9 @@ class PipelineSettings(Settings):
     expand: ExpandSettings = Field(default_factory=ExpandSettings)
     runner: RunnerSettings = Field(default_factory=RunnerSettings)
     stage_cache_dir: Path | None = None
+    # A scheduled run meets a new catalog every day and a new code revision now and then: results that
+    # no run has read or written for this many days are deleted when a run starts. None keeps them all.
+    stage_cache_max_age_days: float | None = Field(7.0, gt=0)
     seed: int = 0
     # With a previous run: reuse its neighbours, features, scores and clusters where they cannot change.
     # Off, the run recomputes everything (the "full run" an incremental run must equal).

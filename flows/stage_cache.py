@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -70,9 +71,29 @@ class StageCache:
             try:
                 df = pl.read_parquet(path)
                 self.hits[stage] = self.hits.get(stage, 0) + 1
+                os.utime(path)  # a result in use is not pruned
                 return df
             except Exception:  # a torn or foreign file is recomputed, not trusted
                 log.warning("stage cache %s unreadable, recomputing", path)
         df = compute()
         write_table(df, path)
         return df
+
+    def prune(self, max_age_days: float) -> int:
+        """Delete results neither read nor written in ``max_age_days`` (those of other code revisions and
+        earlier catalogs) and the folders they leave empty; return how many results went."""
+        cutoff = time.time() - max_age_days * 86_400
+        removed = 0
+        for path in self.root.glob("*/*/*.parquet"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:  # another run pruned it first
+                continue
+        for folder in [*self.root.glob("*/*/"), *self.root.glob("*/")]:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty, or gone already
+                continue
+        return removed

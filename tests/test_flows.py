@@ -168,6 +168,13 @@ def test_stage_results_of_other_code_are_not_reused(harness, workspace, monkeypa
     assert hits.get("candidates") == 1 and hits.get("features", 0) >= 1
     monkeypatch.setattr(stage_cache, "code_revision", lambda: "other code")
     assert run(params(workspace, "run-rev-3", cache="stages-rev"))["cache_hits"] == {}
+    # A week on, no run has used either revision's results: the next run deletes them first.
+    old = workspace["root"] / "stages-rev"
+    results = list(old.rglob("*.parquet"))
+    for path in results:
+        os.utime(path, (path.stat().st_mtime - 8 * 86_400,) * 2)
+    info = run(params(workspace, "run-rev-4", cache="stages-rev"))
+    assert info["cache_pruned"] == len(results) and info["cache_hits"] == {}
 
 
 def test_rerun_with_previous_keeps_every_id(harness, workspace):
