@@ -60,6 +60,8 @@ class StageCache:
         """Whether a readable result for ``key`` is kept (its Parquet footer reads)."""
         try:
             pl.read_parquet_schema(self.path(stage, key))
+            # The caller counts on reading it next: a run starting meanwhile must not prune it.
+            os.utime(self.path(stage, key))
             return True
         except Exception:  # missing, torn or foreign: computed again
             return False

@@ -37,17 +37,20 @@ def test_code_revision_follows_the_source(tmp_path):
 def test_prune_deletes_results_no_run_has_used_lately(tmp_path):
     cache = StageCache(tmp_path)
     frame = pl.DataFrame({"a": [1]})
-    for key in ("used", "idle", "read-again"):
+    for key in ("used", "idle", "read-again", "found-again"):
         cache.frame("features", key, lambda: frame)
     other_code = tmp_path / "other-revision" / "candidates" / "k.parquet"
     other_code.parent.mkdir(parents=True)
     frame.write_parquet(other_code)
     ten_days_ago = time.time() - 10 * 86_400
-    for path in (cache.path("features", "idle"), cache.path("features", "read-again"), other_code):
-        os.utime(path, (ten_days_ago, ten_days_ago))
+    for key in ("idle", "read-again", "found-again"):
+        os.utime(cache.path("features", key), (ten_days_ago, ten_days_ago))
+    os.utime(other_code, (ten_days_ago, ten_days_ago))
     cache.frame("features", "read-again", lambda: pl.DataFrame({"a": [2]}))  # a hit keeps it
+    assert cache.has("features", "found-again")  # so does finding it, which a read follows
     assert cache.prune(max_age_days=7) == 2
     assert cache.has("features", "used") and cache.has("features", "read-again")
+    assert cache.has("features", "found-again")
     assert not cache.has("features", "idle")
     assert not (tmp_path / "other-revision").exists()  # folders left empty go too
     assert cache.prune(max_age_days=7) == 0
