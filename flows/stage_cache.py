@@ -58,10 +58,11 @@ class StageCache:
 
     def has(self, stage: str, key: str) -> bool:
         """Whether a readable result for ``key`` is kept (its Parquet footer reads)."""
+        path = self.path(stage, key)
         try:
-            pl.read_parquet_schema(self.path(stage, key))
+            pl.read_parquet_schema(path)
             # The caller counts on reading it next: a run starting meanwhile must not prune it.
-            os.utime(self.path(stage, key))
+            os.utime(path)
             return True
         except Exception:  # missing, torn or foreign: computed again
             return False
