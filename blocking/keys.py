@@ -44,11 +44,14 @@ def block_pairs(keys: pl.DataFrame, max_block_size: int, two_sources: bool, min_
     n_left = int(keys.filter(pl.col("side") == 0)["row"].max() or 0) + 1
     blocks = (
         keys.filter(pl.col("key").is_not_null() & (pl.col("key") != ""))
-        .group_by("key").agg((pl.col("row") + pl.col("side").cast(pl.Int64) * n_left).unique().sort().alias("rows"))
+        .group_by("key").agg((pl.col("row") + pl.col("side").cast(pl.Int64) * n_left).unique().sort().alias("rows"),
+                             (pl.col("side").n_unique() == 2).alias("both"))
         .with_columns(pl.col("rows").list.len().alias("size"))
     )
     capped = blocks.filter(pl.col("size") > max_block_size).select("key", "size").sort(["size", "key"], descending=[True, False])
-    members = blocks.filter(pl.col("size").is_between(2, max_block_size)).select(
+    # Two sources: a block of one source's rows holds none of the pairs wanted.
+    useful = pl.col("size").is_between(2, max_block_size) & (pl.col("both") | (not two_sources))
+    members = blocks.filter(useful).select(
         pl.int_range(pl.len(), dtype=pl.UInt32).alias("block"), "rows").explode("rows")
     block, rows = members["block"].to_numpy(), members["rows"].to_numpy().astype(np.uint64)
     # Each block's rows lie side by side in ascending order, so the pairs d apart are its (i, i + d): d
