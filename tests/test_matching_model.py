@@ -12,7 +12,7 @@ import pytest
 from features.pairs import FEATURE_NAMES, FEATURE_REVISION
 from features.records import CatalogError
 from matching.labels import read_labels, read_pairs, to_binary, truth_labels
-from matching.metrics import class_report
+from matching.metrics import class_report, confusion
 from matching.model import Matcher, _group_split, score_pairs, train_matcher
 from matching.settings import MatcherSettings
 
@@ -258,3 +258,17 @@ def test_class_report_counts_missed_pairs_as_false_negatives():
     # A class absent from truth and predictions has no F1 and does not dilute the mean.
     only_dup = class_report(truth[:2], truth[:2], ("duplicate", "variant", "distinct"), positive=("duplicate", "variant"))
     assert only_dup["variant"]["f1"] is None and only_dup["macro_f1"] == 1.0
+
+
+@pytest.mark.parametrize("as_input", [list, np.asarray, pl.Series], ids=["list", "array", "series"])
+def test_confusion_counts_each_truth_and_decision_whatever_holds_them(as_input):
+    classes = ("duplicate", "variant", "distinct")
+    rng = np.random.default_rng(3)
+    truth = rng.choice([*classes, "match", None], 2_000).tolist()
+    pred = rng.choice(classes, 2_000).tolist()
+    table = confusion(as_input(truth), as_input(pred), classes)
+    for a in classes:
+        for b in classes:
+            assert table[a][b] == sum(t == a and p == b for t, p in zip(truth, pred))
+    # Labels outside the classes (and nulls) are in no cell.
+    assert sum(map(sum, (row.values() for row in table.values()))) == sum(t in classes for t in truth)
