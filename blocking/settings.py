@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
+from features.io import cache_root
 from features.pairs import BLOCKERS
 from features.settings import Settings
 
@@ -21,8 +21,7 @@ KEY_BLOCKERS = tuple(name for name in BLOCKERS if name != "ann")
 
 def default_cache_dir() -> Path:
     """Return $CATALOG_MATCH_CACHE/embeddings, or ~/.cache/catalog-match/embeddings."""
-    root = os.environ.get("CATALOG_MATCH_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "catalog-match") / "embeddings"
+    return cache_root() / "embeddings"
 
 
 class BlockingSettings(Settings):

@@ -22,6 +22,12 @@ os.umask(_UMASK)
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
+def cache_root() -> Path:
+    """Where caches are kept: $CATALOG_MATCH_CACHE, or ~/.cache/catalog-match."""
+    root = os.environ.get("CATALOG_MATCH_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "catalog-match"
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling of ``path`` that replaces ``path`` only if the block succeeds."""

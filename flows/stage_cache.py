@@ -14,7 +14,7 @@ from typing import Any
 
 import polars as pl
 
-from features.io import write_table
+from features.io import cache_root, write_table
 
 log = logging.getLogger(__name__)
 PACKAGES = ("blocking", "features", "matching", "flows")
@@ -23,7 +23,7 @@ SOURCE_ROOT = Path(__file__).resolve().parents[1]
 
 def default_cache_root() -> Path:
     """Where stage results are kept unless a setting says otherwise."""
-    return Path(os.environ.get("CATALOG_MATCH_CACHE", Path.home() / ".cache" / "catalog-match")) / "stages"
+    return cache_root() / "stages"
 
 
 @functools.cache

@@ -29,12 +29,6 @@ class MatcherSettings(Settings):
     # (the scale bench's model), leaves reached 1,840 in raw score, validation loss turned after 106 rounds
     # and macro F1 was 0.945; with 1, leaves stay under 4 and it is 0.954.
     lambda_l2: float = Field(1.0, ge=0)
-    # Scoring stops adding trees for a pair once one class leads the next by this raw-score margin (checked
-    # every PREDICT_EARLY_STOP_FREQ trees; 8 means p >= 0.9993). Most candidates are plainly distinct and
-    # settle within a few dozen trees: on 300,000 pairs of the 100,000-listing bench, a model of 1,200
-    # trees scored 2.2x faster, no decision changed and no probability moved by more than 0.002.
-    # None scores every pair with every tree.
-    predict_early_stop_margin: float | None = Field(8.0, gt=0)
     # Fixed for reproducibility; one thread because OpenMP spin-waits on a busy shared machine
     # made two threads ~100x slower, and training sets (candidate pairs) are small.
     num_threads: int = Field(1, ge=1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 
 from features.pairs import FEATURE_NAMES, FEATURE_REVISION
 from features.records import CatalogError
+from matching import compiled
 from matching.labels import read_labels, read_pairs, to_binary, truth_labels
 from matching.metrics import class_report, confusion
 from matching.model import Matcher, _group_split, score_pairs, train_matcher
@@ -55,19 +55,13 @@ def test_multiclass_learns_and_reports_validation(trained):
     assert meta["class_counts"]["variant"] == int(np.sum(y == "variant"))
 
 
-def every_tree(matcher: Matcher) -> Matcher:
-    """The same model scoring every pair with every tree (no prediction early stopping)."""
-    settings = {**matcher.meta["settings"], "predict_early_stop_margin": None}
-    return dataclasses.replace(matcher, meta={**matcher.meta, "settings": settings})
-
-
 def test_contributions_add_up_to_the_probabilities(trained):
     matcher, frame, _ = trained
     contrib = matcher.contributions(frame.head(20))
     assert contrib.shape == (20, 3, len(FEATURE_NAMES) + 1)
     raw = contrib.sum(axis=2)
     softmax = np.exp(raw) / np.exp(raw).sum(1, keepdims=True)
-    np.testing.assert_allclose(softmax, every_tree(matcher).predict_proba(frame.head(20)), atol=1e-5)
+    np.testing.assert_allclose(softmax, matcher.predict_proba(frame.head(20)), atol=1e-5)
 
 
 def test_leaf_values_are_penalised_as_the_settings_say():
@@ -78,19 +72,31 @@ def test_leaf_values_are_penalised_as_the_settings_say():
     assert MatcherSettings().lambda_l2 > 0  # unpenalised multiclass leaves explode on large training sets
 
 
-def test_scoring_stops_early_only_where_a_class_is_far_ahead():
-    frame, y = synthetic()
-    # This noisy data rarely gives a lead of 8 (the default): a smaller margin shows the mechanism.
-    margin = 4.0
-    matcher = train_matcher(frame, y, MatcherSettings(**FAST, predict_early_stop_margin=margin))
-    assert matcher.meta["settings"]["predict_early_stop_margin"] == margin
-    stopped, full = matcher.predict_proba(frame), every_tree(matcher).predict_proba(frame)
-    moved = np.abs(stopped - full).max(axis=1) > 1e-7
-    assert 0 < moved.sum() < len(frame)  # in effect, and not for every pair
-    # A pair stops only with one class ahead by the margin: p >= e^m / (e^m + 2) among three classes.
-    assert stopped[moved].max(axis=1).min() >= np.exp(margin) / (np.exp(margin) + 2) - 1e-6
-    np.testing.assert_array_equal(matcher.decide(stopped), matcher.decide(full))
-    assert np.abs(stopped - full).max() < 0.05
+def test_compiled_trees_give_lightgbm_probabilities_and_are_compiled_once(trained, tmp_path, monkeypatch):
+    matcher, frame, _ = trained
+    monkeypatch.setenv("CATALOG_MATCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(compiled, "COMPILE_MIN_ROWS", 1_000)
+    monkeypatch.setattr(compiled, "_LOADED", {})
+    loaded = Matcher.load(matcher.save(tmp_path / "model"))
+    lightgbm = loaded.booster.predict(frame.head(999).select(FEATURE_NAMES).to_numpy())
+    # Too few rows to pay for compiling, and nothing compiled yet: LightGBM scores.
+    assert compiled.compiled_trees(loaded.model_file, 999) is None
+    np.testing.assert_array_equal(loaded.predict_proba(frame.head(999)), lightgbm)
+    assert not (tmp_path / "cache" / "compiled").exists()
+    # Enough rows: compiled, kept in the cache, with LightGBM's probabilities over every tree.
+    proba = loaded.predict_proba(frame)
+    kept = list((tmp_path / "cache" / "compiled").iterdir())
+    assert [p.name for p in kept] == [compiled.compiled_path(loaded.model_file).name]
+    np.testing.assert_allclose(proba[:999], lightgbm, rtol=0, atol=1e-12)
+    # Another process finds it compiled and uses it for any number of rows, without compiling again.
+    monkeypatch.setattr(compiled, "_LOADED", {})
+    stamp = kept[0].stat().st_mtime_ns
+    assert compiled.compiled_trees(loaded.model_file, 10) is not None
+    np.testing.assert_allclose(loaded.predict_proba(frame.head(10)), lightgbm[:10], rtol=0, atol=1e-12)
+    assert kept[0].stat().st_mtime_ns == stamp
+    # Other trees are other machine code.
+    other = train_matcher(*synthetic(seed=1), MatcherSettings(**FAST)).save(tmp_path / "other")
+    assert compiled.compiled_path(other / "model.txt") != kept[0]
 
 
 def test_save_load_round_trip(trained, tmp_path):
