@@ -196,7 +196,7 @@ def bench_scale(sizes: list[int], work: Path, seed: int = 0, incremental_fractio
     model, model_source = ensure_model(work, used.blocking, seed, train_records)
     # Compiled once for the machine, as a scheduled run's model is, not inside the first size's run.
     started = time.perf_counter()
-    compile_trees(model / MODEL_FILE, work / "cache" / "compiled")
+    compile_trees((model / MODEL_FILE).read_text(encoding="utf-8"), work / "cache" / "compiled")
     report: dict[str, Any] = {"runs": [], "incremental": None, "model": model_source, "seed": seed,
                               "model_compile_seconds": round(time.perf_counter() - started, 3),
                               "settings": used.model_dump(mode="json"),

@@ -13,6 +13,7 @@ import hashlib
 import importlib.metadata
 import logging
 import os
+import tempfile
 import threading
 from pathlib import Path
 
@@ -33,9 +34,9 @@ def compiled_dir() -> Path:
     return cache_root() / "compiled"
 
 
-def compiled_path(model_file: Path, folder: Path | None = None) -> Path:
-    """The object file of ``model_file`` compiled for this CPU by these library versions."""
-    digest = hashlib.sha256(Path(model_file).read_bytes())
+def compiled_path(model_text: str, folder: Path | None = None) -> Path:
+    """The object file of the trees in ``model_text`` compiled for this CPU by these library versions."""
+    digest = hashlib.sha256(model_text.encode())
     # Object code is specific to the CPU it was built for and to the compiler that built it.
     for part in (importlib.metadata.version("lleaves"), importlib.metadata.version("llvmlite"),
                  llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()):
@@ -43,37 +44,42 @@ def compiled_path(model_file: Path, folder: Path | None = None) -> Path:
     return (folder or compiled_dir()) / f"{digest.hexdigest()[:32]}.o"
 
 
-def compiled_trees(model_file: Path, rows: int, folder: Path | None = None) -> lleaves.Model | None:
-    """The compiled trees of ``model_file``: loaded when compiled before, compiled now when ``rows`` reach
-    ``COMPILE_MIN_ROWS``, else None (score with LightGBM)."""
-    path = compiled_path(model_file, folder)
+def compiled_trees(model_text: str, rows: int, folder: Path | None = None) -> lleaves.Model | None:
+    """The compiled trees of ``model_text`` (LightGBM's model text): loaded when compiled before, compiled
+    now when ``rows`` reach ``COMPILE_MIN_ROWS``, else None (score with LightGBM)."""
+    path = compiled_path(model_text, folder)
     with _LOCK:  # scoring tasks share a model: the first compiles, the others wait for it
         if path not in _LOADED:
             if not path.is_file() and rows < COMPILE_MIN_ROWS:
                 return None
-            _LOADED[path] = _load(model_file, path)
+            _LOADED[path] = _load(model_text, path)
         return _LOADED[path]
 
 
-def compile_trees(model_file: Path, folder: Path | None = None) -> Path:
-    """Compile ``model_file`` now unless it is compiled already (as a job of any size will then use it)."""
-    compiled_trees(model_file, COMPILE_MIN_ROWS, folder)
-    return compiled_path(model_file, folder)
+def compile_trees(model_text: str, folder: Path | None = None) -> Path:
+    """Compile ``model_text`` now unless it is compiled already (as a job of any size will then use it)."""
+    compiled_trees(model_text, COMPILE_MIN_ROWS, folder)
+    return compiled_path(model_text, folder)
 
 
-def _load(model_file: Path, path: Path) -> lleaves.Model:
-    """The trees of ``model_file`` from the object file ``path``, compiled into it first if it is missing."""
-    model = lleaves.Model(model_file=str(model_file))
-    if path.is_file():
-        model.compile(cache=str(path))
+def _load(model_text: str, path: Path) -> lleaves.Model:
+    """The trees of ``model_text`` from the object file ``path``, compiled into it first if it is missing."""
+    # lleaves reads the model from a file: the text the caller scores with, not whatever the model
+    # folder holds by now.
+    with tempfile.TemporaryDirectory(prefix="catalog-match-trees-") as tmp:
+        text_file = Path(tmp) / "model.txt"
+        text_file.write_text(model_text, encoding="utf-8")
+        model = lleaves.Model(model_file=str(text_file))
+        if path.is_file():
+            model.compile(cache=str(path))
+            return model
+        log.info("compiling the matcher's trees once for this machine (%s)", path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Written under another name and renamed: a run starting meanwhile never loads half a file.
+        part = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+        try:
+            model.compile(cache=str(part))
+            os.replace(part, path)
+        finally:
+            part.unlink(missing_ok=True)
         return model
-    log.info("compiling the matcher's trees once for this machine (%s)", path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Written under another name and renamed: a run starting meanwhile never loads half a file.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
-    try:
-        model.compile(cache=str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return model

@@ -126,7 +126,7 @@ class Matcher:
     feature_names: list[str]
     thresholds: dict[str, float]
     meta: dict = field(default_factory=dict)
-    model_file: Path | None = None  # the model text it was loaded from, which the compiled trees are made of
+    model_text: str | None = field(default=None, repr=False)  # as loaded: what the compiled trees are made of
 
     def predict_proba(self, features: pl.DataFrame) -> np.ndarray:
         """Class probabilities over every tree, shape (n, n_classes), columns in `classes` order: from the
@@ -134,7 +134,7 @@ class Matcher:
         x = _matrix(features, self.feature_names)
         if len(x) == 0:
             return np.zeros((0, len(self.classes)))
-        trees = compiled_trees(self.model_file, len(x)) if self.model_file is not None else None
+        trees = compiled_trees(self.model_text, len(x)) if self.model_text is not None else None
         raw = self.booster.predict(x) if trees is None else trees.predict(x.astype(np.float64))
         if self.classes == BINARY:
             return np.column_stack([raw, 1.0 - raw])
@@ -217,10 +217,9 @@ class Matcher:
         if revision != FEATURE_REVISION:
             raise CatalogError(directory, f"model was trained on feature revision {revision}, this version computes "
                                           f"revision {FEATURE_REVISION}; retrain it with `catalog-match train`")
-        booster = lgb.Booster(model_str=(directory / MODEL_FILE).read_text(encoding="utf-8"))
-        return cls(booster=booster, classes=tuple(meta["classes"]), feature_names=names,
-                   thresholds={k: float(v) for k, v in meta["thresholds"].items()}, meta=meta,
-                   model_file=directory / MODEL_FILE)
+        text = (directory / MODEL_FILE).read_text(encoding="utf-8")
+        return cls(booster=lgb.Booster(model_str=text), classes=tuple(meta["classes"]), feature_names=names,
+                   thresholds={k: float(v) for k, v in meta["thresholds"].items()}, meta=meta, model_text=text)
 
 
 def _choose_thresholds(proba: np.ndarray, y: np.ndarray, classes: tuple[str, ...]) -> dict[str, float]:

@@ -80,23 +80,23 @@ def test_compiled_trees_give_lightgbm_probabilities_and_are_compiled_once(traine
     loaded = Matcher.load(matcher.save(tmp_path / "model"))
     lightgbm = loaded.booster.predict(frame.head(999).select(FEATURE_NAMES).to_numpy())
     # Too few rows to pay for compiling, and nothing compiled yet: LightGBM scores.
-    assert compiled.compiled_trees(loaded.model_file, 999) is None
+    assert compiled.compiled_trees(loaded.model_text, 999) is None
     np.testing.assert_array_equal(loaded.predict_proba(frame.head(999)), lightgbm)
     assert not (tmp_path / "cache" / "compiled").exists()
     # Enough rows: compiled, kept in the cache, with LightGBM's probabilities over every tree.
     proba = loaded.predict_proba(frame)
     kept = list((tmp_path / "cache" / "compiled").iterdir())
-    assert [p.name for p in kept] == [compiled.compiled_path(loaded.model_file).name]
+    assert [p.name for p in kept] == [compiled.compiled_path(loaded.model_text).name]
     np.testing.assert_allclose(proba[:999], lightgbm, rtol=0, atol=1e-12)
     # Another process finds it compiled and uses it for any number of rows, without compiling again.
     monkeypatch.setattr(compiled, "_LOADED", {})
     stamp = kept[0].stat().st_mtime_ns
-    assert compiled.compiled_trees(loaded.model_file, 10) is not None
+    assert compiled.compiled_trees(loaded.model_text, 10) is not None
     np.testing.assert_allclose(loaded.predict_proba(frame.head(10)), lightgbm[:10], rtol=0, atol=1e-12)
     assert kept[0].stat().st_mtime_ns == stamp
     # Other trees are other machine code.
-    other = train_matcher(*synthetic(seed=1), MatcherSettings(**FAST)).save(tmp_path / "other")
-    assert compiled.compiled_path(other / "model.txt") != kept[0]
+    other = Matcher.load(train_matcher(*synthetic(seed=1), MatcherSettings(**FAST)).save(tmp_path / "other"))
+    assert compiled.compiled_path(other.model_text) != kept[0]
 
 
 def test_save_load_round_trip(trained, tmp_path):
