@@ -3,12 +3,15 @@ model once.
 
 Compiled trees give LightGBM's own probabilities (every tree, to ~1e-14) several times faster: on
 600,000 pairs of the 100,000-listing bench, 1.9 s against 14 s for LightGBM scoring every tree and 7 s
-for LightGBM stopping early. Compiling that 1,200-tree model took 22 s, which a few hundred thousand
-pairs repay; smaller jobs score with LightGBM unless the compiled model is already there.
+for LightGBM stopping early. Compiling that 1,200-tree model took 22 s, as much as LightGBM spends on
+~1M pairs, so it is done once per machine, by the first scoring call of ``COMPILE_MIN_ROWS`` pairs or
+more (a catalog of tens of thousands of listings); smaller calls score with LightGBM unless the
+compiled trees are already there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import logging
@@ -23,7 +26,7 @@ from llvmlite import binding as llvm
 from features.io import cache_root
 
 log = logging.getLogger(__name__)
-# Rows one scoring call must hold for compiling a model to pay off (compiled models are always used).
+# Rows of the scoring call that compiles a model (compiled trees, once there, score calls of any size).
 COMPILE_MIN_ROWS = 200_000
 _LOCK = threading.Lock()
 _LOADED: dict[Path, lleaves.Model] = {}
@@ -74,12 +77,19 @@ def _load(model_text: str, path: Path) -> lleaves.Model:
             model.compile(cache=str(path))
             return model
         log.info("compiling the matcher's trees once for this machine (%s)", path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         # Written under another name and renamed: a run starting meanwhile never loads half a file.
         part = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             model.compile(cache=str(part))
             os.replace(part, path)
+        except OSError as exc:
+            # A cache that cannot be written (read-only, full, a file in the way) costs the next run a
+            # compile, not this one its scoring.
+            log.warning("cannot keep compiled trees in %s (%s): compiled for this process only", path.parent, exc)
+            model = lleaves.Model(model_file=str(text_file))
+            model.compile()
         finally:
-            part.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # renamed, never written, or no folder to hold it
+                part.unlink()
         return model

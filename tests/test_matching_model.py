@@ -94,6 +94,12 @@ def test_compiled_trees_give_lightgbm_probabilities_and_are_compiled_once(traine
     assert compiled.compiled_trees(loaded.model_text, 10) is not None
     np.testing.assert_allclose(loaded.predict_proba(frame.head(10)), lightgbm[:10], rtol=0, atol=1e-12)
     assert kept[0].stat().st_mtime_ns == stamp
+    # A cache that cannot be written still scores with compiled trees, kept for this process only.
+    monkeypatch.setattr(compiled, "_LOADED", {})
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    assert compiled.compiled_trees(loaded.model_text, 1_000, blocked) is not None
+    assert blocked.is_file()
     # Other trees are other machine code.
     other = Matcher.load(train_matcher(*synthetic(seed=1), MatcherSettings(**FAST)).save(tmp_path / "other"))
     assert compiled.compiled_path(other.model_text) != kept[0]
