@@ -22,7 +22,7 @@ from features.io import write_json, write_table
 from features.records import CatalogError
 from flows.settings import DEFAULT_MODEL, PipelineSettings
 from flows.stage_cache import content_key
-from matching.compiled import compile_trees
+from matching.compiled import compile_trees, compiled_dir
 from matching.model import MODEL_FILE, Matcher
 from matching.settings import MatcherSettings
 
@@ -127,9 +127,14 @@ def ensure_model(work: Path, blocking: BlockingSettings, seed: int = 0,
                    f"embedder and {SCALE_MATCHER.model_dump(exclude_defaults=True)} ({model})")
 
 
+def _cache(work: Path) -> Path:
+    """The cache root of the bench's runs (``CATALOG_MATCH_CACHE``): embeddings, stage results, compiled trees."""
+    return work / "cache"
+
+
 def _catalog_match(args: list[str], work: Path, log_name: str) -> None:
     """Run one catalog-match command in a fresh process; its output goes to ``work/<log_name>.log``."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CATALOG_MATCH_CACHE": str(work / "cache")}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CATALOG_MATCH_CACHE": str(_cache(work))}
     if "PREFECT_API_URL" not in os.environ:
         # Each run then starts Prefect's ephemeral server: give it its own database, and time to start on a
         # busy machine.
@@ -191,12 +196,12 @@ def bench_scale(sizes: list[int], work: Path, seed: int = 0, incremental_fractio
     """
     work.mkdir(parents=True, exist_ok=True)
     # Embedding and stage caches start empty so that the first run of each size pays for everything.
-    shutil.rmtree(work / "cache", ignore_errors=True)
+    shutil.rmtree(_cache(work), ignore_errors=True)
     used = scale_settings(work, settings)
     model, model_source = ensure_model(work, used.blocking, seed, train_records)
     # Compiled once for the machine, as a scheduled run's model is, not inside the first size's run.
     started = time.perf_counter()
-    compile_trees((model / MODEL_FILE).read_text(encoding="utf-8"), work / "cache" / "compiled")
+    compile_trees((model / MODEL_FILE).read_text(encoding="utf-8"), compiled_dir(_cache(work)))
     report: dict[str, Any] = {"runs": [], "incremental": None, "model": model_source, "seed": seed,
                               "model_compile_seconds": round(time.perf_counter() - started, 3),
                               "settings": used.model_dump(mode="json"),
