@@ -23,6 +23,16 @@ def test_list_columns_are_rebuilt_in_parts_with_the_same_values():
     assert ready.equals(frame)
 
 
+def test_a_slice_of_a_large_list_array_is_rebuilt_too():
+    frame = _shuffled_lists(50)
+    piece = frame.slice(10, 8)
+    # No larger than one part, yet a view into the whole frame's list array: rebuilt, with the same values.
+    ready = _parquet_ready(piece, part_rows=8)
+    assert ready is not piece
+    assert ready.equals(piece)
+    assert _parquet_ready(piece.clear(), part_rows=8).equals(piece.clear())
+
+
 def test_parquet_round_trip_keeps_null_and_empty_lists(tmp_path):
     frame = _shuffled_lists(600_001)
     assert pl.read_parquet(write_table(frame, tmp_path / "pairs.parquet")).equals(frame)
