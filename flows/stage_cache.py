@@ -82,6 +82,14 @@ class StageCache:
         write_table(df, path)
         return df
 
+    def file(self, stage: str, key: str, compute: Callable[[], pl.DataFrame]) -> Path:
+        """Return the file that holds the result for ``key``, computing and storing it first if none is kept."""
+        path = self.path(stage, key)
+        if self.has(stage, key):
+            self.hits[stage] = self.hits.get(stage, 0) + 1
+            return path
+        return write_table(compute(), path)
+
     def prune(self, max_age_days: float) -> int:
         """Delete results neither read nor written in ``max_age_days`` (those of other code revisions and
         earlier catalogs) and the folders they leave empty; return how many results went."""

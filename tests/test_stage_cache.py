@@ -25,6 +25,23 @@ def test_has_only_readable_results(tmp_path):
     assert cache.has("features", "k2")
 
 
+def test_file_computes_a_result_once_and_gives_where_it_is_kept(tmp_path):
+    cache = StageCache(tmp_path)
+    calls = []
+
+    def compute() -> pl.DataFrame:
+        calls.append(1)
+        return pl.DataFrame({"a": [1, 2]})
+
+    path = cache.file("features", "k", compute)
+    assert path == cache.path("features", "k") and pl.read_parquet(path)["a"].to_list() == [1, 2]
+    assert cache.file("features", "k", compute) == path
+    assert len(calls) == 1 and cache.hits == {"features": 1}
+    path.write_bytes(path.read_bytes()[:20])  # torn: computed again
+    assert pl.read_parquet(cache.file("features", "k", compute))["a"].to_list() == [1, 2]
+    assert len(calls) == 2
+
+
 def test_code_revision_follows_the_source(tmp_path):
     for package in PACKAGES:
         shutil.copytree(SOURCE_ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
