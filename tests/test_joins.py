@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from features.joins import PAIR_KEYS, join_pairs
+from features.joins import PAIR_KEYS, join_pairs, sort_pairs
 
 LEFT = pl.DataFrame({"left_id": ["c", "a", "b", "a"], "right_id": ["d", "z", "c", "b"], "x": [1, 2, 3, 4]})
 RIGHT = pl.DataFrame({"left_id": ["a", "c", "q"], "right_id": ["b", "d", "r"], "y": [10, 20, 30]})
@@ -50,3 +50,16 @@ def test_joins_on_the_pair_key_equal_joins_on_both_id_columns(how):
     assert got.columns == expected.columns
     assert 0 < got.height < left.height + right.height
     assert got.sort(got.columns, nulls_last=True).equals(expected.sort(expected.columns, nulls_last=True))
+
+
+def test_sort_pairs_gives_the_order_of_the_two_id_strings():
+    # Ids whose string order is not their numbers' ("r10" < "r9"), a pair's ids in either order, and ids
+    # the pairs do not name.
+    rng = np.random.default_rng(1)
+    ids = pl.Series([f"r{i}" for i in range(120)])
+    pairs = pl.DataFrame({"left_id": rng.choice(ids[:100], 500), "right_id": rng.choice(ids[:100], 500),
+                          "blockers": [["ann", "model"][: i % 3] for i in range(500)]}).unique(PAIR_KEYS)
+    got = sort_pairs(pairs.sample(fraction=1.0, shuffle=True, seed=2), ids.sample(fraction=1.0, shuffle=True, seed=3))
+    assert got.equals(pairs.sort(PAIR_KEYS))
+    with pytest.raises(pl.exceptions.InvalidOperationError):
+        sort_pairs(pairs, ids[:50])  # an id outside ``ids`` is an error, not a wrong order
