@@ -299,7 +299,8 @@ def dedup_flow(params: DedupParams) -> dict[str, Any]:
             reused_count += extra_reused
         with probe.stage("cluster"):
             # Sorted once, after the last round: clustering and the written pairs see one order in every run.
-            scored = sort_pairs(scored, pl.concat([left_attrs["id"], *([right_attrs["id"]] if right else [])]))
+            ids = left_attrs["id"] if right_attrs is None else pl.concat([left_attrs["id"], right_attrs["id"]])
+            scored = sort_pairs(scored, ids)
             result, reclustered = _cluster(left_attrs, right_attrs, scored, params, previous, delta, reuse_records,
                                            rounds.carried)
             result.idf = idf
