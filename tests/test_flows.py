@@ -205,6 +205,20 @@ def test_one_and_two_listing_catalogs_run_end_to_end(harness, workspace):
     assert kept["duplicate_group_id"].to_list() == kept["duplicate_group_id_before"].to_list()
 
 
+def test_a_link_run_pairs_the_two_sources_in_id_order(harness, workspace):
+    """Two sources whose ids overlap as strings: every pair joins one of each, sorted by the ids."""
+    catalog = pl.read_csv(workspace["catalog"], infer_schema_length=0)
+    # The right source's listings take the left source's ids.
+    sources = (catalog.slice(0, 250), catalog.slice(250, 250).with_columns(catalog["id"].head(250)))
+    left, right = (write_table(frame, workspace["root"] / f"source-{i}.csv") for i, frame in enumerate(sources))
+    p = params(workspace, "link-run").model_copy(update={"catalog": left, "right": right})
+    info = run(p)
+    pairs = pl.read_parquet(p.out / "pairs.parquet")
+    assert info["counts"]["records"] == 500 and pairs.height > 0
+    assert pairs["left_id"].str.starts_with("left:").all() and pairs["right_id"].str.starts_with("right:").all()
+    assert pairs.equals(pairs.sort(["left_id", "right_id"]))
+
+
 def test_each_two_hop_round_scores_the_pairs_the_round_before_it_left(harness, workspace):
     one = params(workspace, "run-hop-1")
     one.settings.expand = ExpandSettings(rounds=1)
